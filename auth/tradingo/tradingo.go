@@ -1,0 +1,429 @@
+// Package tradingo logs in to Tradingo (Swastika Investmart's REST API,
+// tradingorestapi.swastika.co.in) with a client code, MPIN and TOTP secret,
+// and writes the resulting JWT into requests as "Authorization: Bearer".
+//
+// Tradingo has no refresh endpoint: every new token is a new VerifyTotp
+// login with a fresh TOTP code, so a login is never retried blindly. Every
+// answer comes in Tradingo's envelope (StatusCode, Message, IsError,
+// ResponseException, Result); IsError is checked whatever the HTTP status.
+//
+// The package only describes how to log in and inject; when to do either is
+// the caller's business (auth.Cache, the proxy). It never logs or returns
+// the MPIN, a TOTP code or a token.
+package tradingo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/totp"
+)
+
+// DefaultBaseURL is Tradingo's production REST base.
+const DefaultBaseURL = "https://tradingorestapi.swastika.co.in"
+
+// LoginPath is the TOTP login endpoint, relative to the base URL.
+const LoginPath = "/auth/TOTP/VerifyTotp"
+
+// GenerationSource is the fixed GenerationSourceTP value of a TOTP login.
+const GenerationSource = "FTLTP"
+
+const (
+	maxLoginBody   = 1 << 20 // a login answer is a few hundred bytes
+	maxMessageLen  = 300     // broker text passed on to clients
+	defaultLockout = time.Minute
+)
+
+// Config is one Tradingo account.
+type Config struct {
+	Account    string      // the account name (rules.toml [brokers.NAME]); used in logs and errors
+	ClientCode string      // e.g. "GO11240"; not a secret
+	MPIN       auth.Secret // the account's MPIN
+	TOTPSecret auth.Secret // base32 key from Tradingo's "Enable TOTP" page
+	IPAddress  string      // sent as IPAddress; "" when unset
+	BaseURL    string      // default DefaultBaseURL
+}
+
+// Broker logs in to one Tradingo account. It implements auth.Broker and
+// auth.Bypasser and is safe for concurrent use.
+type Broker struct {
+	cfg      Config
+	loginURL string
+	client   *auth.HTTPClient
+	now      func() time.Time
+	log      *slog.Logger
+	totp     *totp.Generator
+}
+
+// Interface guards.
+var (
+	_ auth.Broker   = (*Broker)(nil)
+	_ auth.Bypasser = (*Broker)(nil)
+)
+
+// New checks cfg and returns a Broker. It fails when a required value is
+// missing, the base URL is not https, or the TOTP secret is not valid base32;
+// the error never contains a secret. A nil now means time.Now and a nil
+// logger discards.
+func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
+	if cfg.Account == "" {
+		return nil, errors.New("tradingo: account name is empty")
+	}
+	var missing []string
+	if cfg.ClientCode == "" {
+		missing = append(missing, "client_code")
+	}
+	if cfg.MPIN == "" {
+		missing = append(missing, "mpin")
+	}
+	if cfg.TOTPSecret == "" {
+		missing = append(missing, "totp_secret")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("tradingo account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
+	}
+	if client == nil {
+		return nil, fmt.Errorf("tradingo account %q: no HTTP client", cfg.Account)
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || base.Scheme != "https" || base.Host == "" || base.RawQuery != "" || base.Fragment != "" {
+		return nil, fmt.Errorf("tradingo account %q: base URL %q must be https://host[:port][/path]", cfg.Account, cfg.BaseURL)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	gen, err := totp.New(cfg.TOTPSecret, now)
+	if err != nil {
+		// The totp package never quotes the secret; say which key is wrong.
+		return nil, fmt.Errorf("tradingo account %q: totp_secret: %w", cfg.Account, err)
+	}
+	return &Broker{
+		cfg:      cfg,
+		loginURL: base.String() + LoginPath,
+		client:   client,
+		now:      now,
+		log:      logger.With("broker", "tradingo", "account", cfg.Account),
+		totp:     gen,
+	}, nil
+}
+
+// loginRequest is the VerifyTotp body: all five fields, always.
+type loginRequest struct {
+	Totp               string `json:"Totp"`
+	ClientCode         string `json:"ClientCode"`
+	MPIN               string `json:"MPIN"`
+	GenerationSourceTP string `json:"GenerationSourceTP"`
+	IPAddress          string `json:"IPAddress"`
+}
+
+// Login performs one VerifyTotp login with a fresh TOTP code. It is never
+// retried on its own (the code is spent once the request leaves), so a
+// transport failure is returned as is. A refusal is a *auth.LoginError
+// carrying Tradingo's message; HTTP 429 is a *auth.RateLimitError.
+func (b *Broker) Login(ctx context.Context) (*auth.Token, error) {
+	code, err := b.totp.Code(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tradingo login for %q: totp code: %w", b.cfg.Account, err)
+	}
+	body, err := json.Marshal(loginRequest{
+		Totp:               code,
+		ClientCode:         b.cfg.ClientCode,
+		MPIN:               b.cfg.MPIN.Reveal(),
+		GenerationSourceTP: GenerationSource,
+		IPAddress:          b.cfg.IPAddress,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tradingo login for %q: encode request: %w", b.cfg.Account, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.loginURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("tradingo login for %q: %w", b.cfg.Account, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+
+	start := b.now()
+	resp, err := b.client.Do(ctx, req, false)
+	if err != nil {
+		b.log.WarnContext(ctx, "tradingo login request failed", "error", err)
+		return nil, fmt.Errorf("tradingo login for %q: %w", b.cfg.Account, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxLoginBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("tradingo login for %q: read response: %w", b.cfg.Account, err)
+	}
+	if len(raw) > maxLoginBody {
+		return nil, &auth.LoginError{Account: b.cfg.Account, StatusCode: resp.StatusCode, Message: "login response too large"}
+	}
+
+	tok, err := ParseLoginResponse(resp.StatusCode, raw)
+	if err != nil {
+		var le *auth.LoginError
+		if !errors.As(err, &le) {
+			return nil, fmt.Errorf("tradingo login for %q: %w", b.cfg.Account, err)
+		}
+		le.Account = b.cfg.Account
+		le.Message = b.scrub(le.Message, code)
+		b.log.WarnContext(ctx, "tradingo login refused", "status", resp.StatusCode, "message", le.Message)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			return nil, &auth.RateLimitError{
+				Account: b.cfg.Account,
+				Until:   b.now().Add(retryAfter(resp.Header.Get("Retry-After"), b.now())),
+				Message: le.Message,
+			}
+		}
+		return nil, le
+	}
+
+	t := &auth.Token{
+		Access:   auth.Secret(tok),
+		Obtained: start,
+		Meta:     map[string]string{"client_code": b.cfg.ClientCode},
+	}
+	exp, err := auth.JWTExpiry(tok)
+	switch {
+	case err == nil && !exp.After(start):
+		return nil, &auth.LoginError{
+			Account:    b.cfg.Account,
+			StatusCode: resp.StatusCode,
+			Message:    fmt.Sprintf("token expired on arrival (exp %s); check the system clock", exp.Format(time.RFC3339)),
+		}
+	case err == nil:
+		t.Expiry = exp
+	default:
+		// Not a JWT we can read: use it until Tradingo rejects it.
+		b.log.WarnContext(ctx, "tradingo token expiry unknown", "error", err)
+	}
+	b.log.InfoContext(ctx, "tradingo login ok", "client_code", b.cfg.ClientCode, "expiry", t.Expiry, "lifetime", t.Lifetime())
+	return t, nil
+}
+
+// scrub removes the MPIN and the TOTP code from a broker message before it
+// travels on (Tradingo's texts are not known to echo them; this makes sure).
+func (b *Broker) scrub(msg, code string) string {
+	for _, s := range []string{b.cfg.MPIN.Reveal(), code} {
+		if len(s) >= 4 {
+			msg = strings.ReplaceAll(msg, s, auth.Redacted)
+		}
+	}
+	return msg
+}
+
+// retryAfter reads a Retry-After value (seconds or an HTTP date), bounded to
+// [1s, 1h]; defaultLockout when absent or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	d := defaultLockout
+	if n, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, time.Second), time.Hour)
+}
+
+// Inject sets "Authorization: Bearer <token>" on r, first removing every
+// Authorization header the client sent, in any spelling.
+func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
+	if t == nil || t.Access == "" {
+		return fmt.Errorf("tradingo account %q: no token to inject", b.cfg.Account)
+	}
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
+	for k := range r.Header {
+		if strings.EqualFold(k, "Authorization") {
+			delete(r.Header, k)
+		}
+	}
+	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
+	return nil
+}
+
+// rejectEnvelope is the part of Tradingo's envelope Rejected looks at.
+type rejectEnvelope struct {
+	StatusCode        int  `json:"StatusCode"`
+	IsError           bool `json:"IsError"`
+	ResponseException *struct {
+		ExceptionMessage string `json:"ExceptionMessage"`
+	} `json:"ResponseException"`
+}
+
+// Rejected reports whether Tradingo refused the token: HTTP 401, or an
+// envelope with IsError true whose StatusCode is 401 or whose
+// ExceptionMessage speaks of unauthorized access or a token.
+func (b *Broker) Rejected(resp *http.Response, peek func() []byte) bool {
+	if resp.StatusCode == http.StatusUnauthorized {
+		return true
+	}
+	if peek == nil {
+		return false
+	}
+	body := bytes.TrimSpace(peek())
+	if len(body) == 0 || body[0] != '{' {
+		return false
+	}
+	var env rejectEnvelope
+	if json.Unmarshal(body, &env) != nil || !env.IsError {
+		return false
+	}
+	if env.StatusCode == http.StatusUnauthorized {
+		return true
+	}
+	if env.ResponseException == nil {
+		return false
+	}
+	msg := strings.ToLower(env.ResponseException.ExceptionMessage)
+	return strings.Contains(msg, "unauthori") || strings.Contains(msg, "token")
+}
+
+// Bypass reports whether r is for one of Tradingo's own /auth/ endpoints
+// (login, SSO), which a client may call itself: such requests are forwarded
+// untouched and get no token.
+func (b *Broker) Bypass(r *http.Request) bool {
+	if r.URL == nil {
+		return false
+	}
+	p := path.Clean("/" + r.URL.Path)
+	return len(p) > len("/auth/") && strings.EqualFold(p[:len("/auth/")], "/auth/")
+}
+
+// loginEnvelope is the VerifyTotp answer.
+type loginEnvelope struct {
+	StatusCode        *int   `json:"StatusCode"`
+	Message           string `json:"Message"`
+	IsError           *bool  `json:"IsError"`
+	ResponseException *struct {
+		ExceptionMessage string `json:"ExceptionMessage"`
+	} `json:"ResponseException"`
+	Result *struct {
+		ResponseMessage string `json:"ResponseMessage"`
+		Data            *struct {
+			AccessToken string `json:"AccessToken"`
+		} `json:"Data"`
+	} `json:"Result"`
+}
+
+// ParseLoginResponse extracts Result.Data.AccessToken from a VerifyTotp
+// answer with HTTP status status. Anything but a 2xx envelope with IsError
+// false and a well-formed token is a *auth.LoginError (Account unset) whose
+// Message is Tradingo's ExceptionMessage, else its Message, else a
+// description; it never quotes the body.
+func ParseLoginResponse(status int, body []byte) (token string, err error) {
+	fail := func(msg string) (string, error) {
+		return "", &auth.LoginError{StatusCode: status, Message: msg}
+	}
+	var env loginEnvelope
+	if err := json.Unmarshal(bytes.TrimSpace(body), &env); err != nil || (env.IsError == nil && env.StatusCode == nil) {
+		if status < 200 || status > 299 {
+			return fail("unreadable error response: " + statusText(status))
+		}
+		return fail("unreadable login response")
+	}
+	msg := ""
+	if env.ResponseException != nil {
+		msg = cleanMessage(env.ResponseException.ExceptionMessage)
+	}
+	if msg == "" && env.Message != "" && !strings.EqualFold(env.Message, "Request successful.") {
+		msg = cleanMessage(env.Message)
+	}
+	if status < 200 || status > 299 {
+		if msg == "" {
+			msg = statusText(status)
+		}
+		return fail(msg)
+	}
+	if env.IsError == nil || *env.IsError {
+		if msg == "" {
+			msg = "login refused"
+		}
+		return fail(msg)
+	}
+	if env.Result == nil || env.Result.Data == nil || env.Result.Data.AccessToken == "" {
+		if msg == "" && env.Result != nil {
+			msg = cleanMessage(env.Result.ResponseMessage)
+		}
+		if msg == "" {
+			msg = "login response has no access token"
+		} else {
+			msg = "no access token: " + msg
+		}
+		return fail(msg)
+	}
+	tok := env.Result.Data.AccessToken
+	if !isB64Token(tok) {
+		return fail("login response has a malformed access token")
+	}
+	return tok, nil
+}
+
+func statusText(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "HTTP " + strconv.Itoa(status)
+}
+
+// isB64Token reports whether s fits RFC 6750's b64token, so it can go into
+// an Authorization header as is.
+func isB64Token(s string) bool {
+	if s == "" || len(s) > 16<<10 {
+		return false
+	}
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// cleanMessage makes broker text safe to show and log: valid UTF-8, no
+// control characters, collapsed spaces, at most maxMessageLen bytes.
+func cleanMessage(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessageLen {
+		cut := maxMessageLen
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}

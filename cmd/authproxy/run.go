@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/proxy"
+)
+
+var _ proxy.TokenSource = (*auth.Cache)(nil)
+
+func cmdRun(ctx context.Context, args []string, e env) error {
+	var cf commonFlags
+	fs := newFlags("run", e)
+	cf.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("run takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := loadConfig(&cf, e)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(e.stderr, &cf)
+	return serve(ctx, cfg, logger, nil)
+}
+
+// serve runs the proxy until ctx is done. ready, when non-nil, receives the
+// bound address once the proxy accepts connections.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addr string, p *proxy.Proxy)) error {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	unlock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	ca, err := loadCA(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := listen(ctx, cfg.Listen)
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	// OAuth redirect URIs default to the configured listen address; when it
+	// asked for port 0 the real one is only known now.
+	fixRedirects(cfg, addr)
+
+	w, err := wire(ctx, cfg, logger, time.Now)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	p, err := proxy.New(proxy.Options{
+		Logger:       logger,
+		Listen:       addr,
+		CA:           ca,
+		Accounts:     w.accounts,
+		Passthrough:  cfg.Passthrough,
+		Upstream:     w.upstream,
+		Users:        proxyUsers(cfg),
+		UserAccounts: proxyUserAccounts(cfg),
+		MaxBody:      cfg.Limits.MaxBody,
+		MaxTunnels:   cfg.Limits.MaxTunnels,
+		IdleTimeout:  cfg.Limits.IdleTimeout,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       cfg.Limits.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range w.caches {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(runCtx) }()
+	}
+	callbacks, err := callbackListeners(ctx, cfg, addr, p, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	if err := writeRuntime(cfg.StateDir, addr); err != nil {
+		logger.Warn("could not record the proxy address", "err", err)
+	}
+	defer os.Remove(filepath.Join(cfg.StateDir, "proxy.json"))
+
+	configured := 0
+	for _, a := range w.accounts {
+		if a.Source != nil {
+			configured++
+		}
+	}
+	logger.Info("authproxy listening", "addr", addr, "config", cfg.Path, "state_dir", cfg.StateDir,
+		"accounts", len(w.accounts), "configured", configured, "ca", ca.CertPath())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	if ready != nil {
+		ready(addr, p)
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-errc:
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	}
+	shutCtx, done := context.WithTimeout(context.Background(), 8*time.Second)
+	defer done()
+	for _, s := range callbacks {
+		_ = s.Shutdown(shutCtx)
+	}
+	_ = srv.Shutdown(shutCtx)
+	_ = p.Shutdown(shutCtx)
+	cancel()
+	wg.Wait()
+	logger.Info("stopped; tokens are saved", "state_dir", cfg.StateDir)
+	return nil
+}
+
+// listen binds addr with SO_REUSEADDR (Go's default on Unix), so a restarted
+// proxy can rebind at once.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func fixRedirects(cfg *config.Config, addr string) {
+	def := "http://" + cfg.Listen + "/callback/"
+	for _, a := range cfg.Accounts {
+		if ru := a.Values["redirect_uri"]; ru != "" && ru == def+a.Name && cfg.Listen != addr {
+			a.Values["redirect_uri"] = "http://" + addr + "/callback/" + a.Name
+		}
+	}
+}
+
+// callbackListeners serves /callback/NAME on the host:port of any
+// redirect_uri that is not the proxy's own address (a loopback listener).
+func callbackListeners(ctx context.Context, cfg *config.Config, addr string, p *proxy.Proxy, logger *slog.Logger) ([]*http.Server, error) {
+	seen := map[string]bool{addr: true}
+	var out []*http.Server
+	for _, a := range cfg.Accounts {
+		ru := a.Values["redirect_uri"]
+		if ru == "" || !a.Configured() {
+			continue
+		}
+		u, err := url.Parse(ru)
+		if err != nil || u.Scheme != "http" || seen[u.Host] {
+			continue
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+			continue // not ours to serve: the broker redirects elsewhere
+		}
+		seen[u.Host] = true
+		ln, err := listen(ctx, u.Host)
+		if err != nil {
+			return nil, fmt.Errorf("account %q redirect_uri %s: %w", a.Name, ru, err)
+		}
+		mux := http.NewServeMux()
+		path := u.Path
+		name := a.Name
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			r.SetPathValue("name", name)
+			p.ServeCallback(w, r)
+		})
+		s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = s.Serve(ln) }()
+		logger.Info("serving OAuth callback", "account", a.Name, "addr", u.Host, "path", path)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// lockStateDir takes an exclusive lock so two proxies never share a state
+// dir unknowingly.
+func lockStateDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "authproxy.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			other := ""
+			if rt, err := readRuntime(dir); err == nil {
+				other = fmt.Sprintf(" (pid %d on %s)", rt.PID, rt.Addr)
+			}
+			return nil, fmt.Errorf("another authproxy is already running with state dir %s%s; stop it, or give this one its own --state-dir", dir, other)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// runtimeInfo is state_dir/proxy.json: how other commands find the proxy.
+type runtimeInfo struct {
+	Addr string `json:"addr"`
+	PID  int    `json:"pid"`
+}
+
+func writeRuntime(dir, addr string) error {
+	data, _ := json.Marshal(runtimeInfo{Addr: addr, PID: os.Getpid()})
+	tmp := filepath.Join(dir, ".proxy.json.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "proxy.json"))
+}
+
+func readRuntime(dir string) (runtimeInfo, error) {
+	var rt runtimeInfo
+	data, err := os.ReadFile(filepath.Join(dir, "proxy.json"))
+	if err != nil {
+		return rt, err
+	}
+	err = json.Unmarshal(data, &rt)
+	return rt, err
+}
+
+func proxyUsers(cfg *config.Config) map[string]auth.Secret {
+	if cfg.ProxyAuth == nil {
+		return nil
+	}
+	return cfg.ProxyAuth.Users
+}
+
+func proxyUserAccounts(cfg *config.Config) map[string]string {
+	if cfg.ProxyAuth == nil {
+		return nil
+	}
+	return cfg.ProxyAuth.Accounts
+}

@@ -1,0 +1,288 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+)
+
+// newGoproxy wires goproxy for CONNECT handling and plain-HTTP passthrough.
+// Its transport and dialer are ours: verifying, resolve-aware, and never
+// reading HTTPS_PROXY from the environment.
+func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = log.New(logWriter{p.log}, "", 0)
+	gp.Verbose = false
+	gp.CertStore = p.opts.CA
+	gp.KeepAcceptEncoding = true
+	if tr, ok := p.upstream.(*http.Transport); ok {
+		gp.Tr = tr
+	} else {
+		gp.Tr = &http.Transport{Proxy: nil, DialContext: p.opts.Upstream.Dialer()}
+	}
+	dial := p.opts.Upstream.Dialer()
+	gp.ConnectDialWithReq = func(req *http.Request, network, addr string) (net.Conn, error) {
+		if p.tunnels.Load() >= int64(p.opts.MaxTunnels) {
+			return nil, fmt.Errorf("authproxy: too many open tunnels (limit %d, [limits] max_tunnels)", p.opts.MaxTunnels)
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), 30*time.Second)
+		defer cancel()
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		p.tunnels.Add(1)
+		return newIdleConn(c, p.opts.IdleTimeout, func() { p.tunnels.Add(-1) }), nil
+	}
+	return gp
+}
+
+// connInfo is what a MITM'd connection's requests need from its CONNECT.
+type connInfo struct {
+	host string // normalised host name
+	port string
+	user string // proxy user, "" without [proxy_auth]
+	mitm bool
+}
+
+// handleConnect applies the CONNECT policy: broker hosts are MITM'd, others
+// tunnelled (or refused without passthrough), malformed targets get 400.
+func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user string) {
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil || host == "" || port == "" || strings.ContainsAny(r.Host, "/ @?#") {
+		http.Error(w, "authproxy: malformed CONNECT target (want host:port)", http.StatusBadRequest)
+		return
+	}
+	if n, err := parsePort(port); err != nil || n == 0 {
+		http.Error(w, "authproxy: malformed CONNECT port", http.StatusBadRequest)
+		return
+	}
+	h := normalizeHost(host)
+	info := &connInfo{host: h, port: port, user: user}
+	if len(p.match(h)) > 0 && port == "443" {
+		info.mitm = true
+	} else {
+		if !p.opts.Passthrough {
+			(&ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
+				Message: "passthrough is off: " + h + " is not a broker host"}).write(w)
+			return
+		}
+		if p.tunnels.Load() >= int64(p.opts.MaxTunnels) {
+			(&ClientError{Status: http.StatusServiceUnavailable, Code: "too_many_tunnels",
+				Message: fmt.Sprintf("too many open tunnels (limit %d)", p.opts.MaxTunnels),
+				Hint:    "raise [limits] max_tunnels in rules.toml"}).write(w)
+			return
+		}
+	}
+	p.serveConnect(w, r, info)
+}
+
+type connInfoKey struct{}
+
+// serveConnect MITMs a broker CONNECT on net/http's server, or hands a
+// tunnel to goproxy (its default action is a byte-for-byte tunnel).
+func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, info *connInfo) {
+	if info.mitm {
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			http.Error(w, "authproxy: CONNECT over HTTP/2 is not supported", http.StatusHTTPVersionNotSupported)
+			return
+		}
+		conn, rw, err := hj.Hijack()
+		if err != nil {
+			return
+		}
+		if _, err := conn.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+			conn.Close()
+			return
+		}
+		var c net.Conn = conn
+		if rw != nil && rw.Reader.Buffered() > 0 {
+			c = &prefixConn{Conn: conn, r: rw.Reader}
+		}
+		p.mitm.serve(c, info)
+		return
+	}
+	p.gp.ServeHTTP(w, r)
+}
+
+func parsePort(s string) (int, error) {
+	n := 0
+	if len(s) == 0 || len(s) > 5 {
+		return 0, errors.New("bad port")
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, errors.New("bad port")
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > 65535 {
+		return 0, errors.New("bad port")
+	}
+	return n, nil
+}
+
+// prefixConn replays bytes the CONNECT parser already buffered.
+type prefixConn struct {
+	net.Conn
+	r interface{ Read([]byte) (int, error) }
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// mitmServer serves decrypted client connections with net/http.
+type mitmServer struct {
+	p     *Proxy
+	srv   *http.Server
+	ln    *chanListener
+	infos sync.Map // *tls.Conn -> *connInfo
+}
+
+func newMITMServer(p *Proxy) *mitmServer {
+	m := &mitmServer{p: p, ln: newChanListener()}
+	m.srv = &http.Server{
+		Handler:           http.HandlerFunc(m.handle),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       p.opts.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(logWriter{p.log}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if v, ok := m.infos.Load(c); ok {
+				return context.WithValue(ctx, connInfoKey{}, v)
+			}
+			return ctx
+		},
+		ConnState: func(c net.Conn, s http.ConnState) {
+			if s == http.StateClosed || s == http.StateHijacked {
+				m.infos.Delete(c)
+			}
+		},
+	}
+	go func() { _ = m.srv.Serve(m.ln) }()
+	return m
+}
+
+func (m *mitmServer) serve(client net.Conn, info *connInfo) {
+	cfg := m.p.opts.CA.TLSConfig(info.host)
+	tc := tls.Server(client, cfg)
+	m.infos.Store(tc, info)
+	if !m.ln.push(tc) {
+		m.infos.Delete(tc)
+		tc.Close()
+	}
+}
+
+func (m *mitmServer) close() {
+	_ = m.srv.Close()
+	m.ln.Close()
+}
+
+func (m *mitmServer) handle(w http.ResponseWriter, r *http.Request) {
+	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	if info == nil {
+		http.Error(w, "authproxy: lost connection state", http.StatusInternalServerError)
+		return
+	}
+	accts := m.p.match(info.host)
+	if len(accts) == 0 {
+		http.Error(w, "authproxy: not a broker host", http.StatusBadGateway)
+		return
+	}
+	m.p.serveBroker(w, r, info.host, info.port, info.user, accts)
+}
+
+// chanListener is a net.Listener fed by MITM handshakes.
+type chanListener struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closer sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.closer.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// idleConn closes a tunnel after idle time with no traffic either way, and
+// runs onClose exactly once.
+type idleConn struct {
+	net.Conn
+	idle    time.Duration
+	onClose func()
+	closed  atomic.Bool
+	last    atomic.Int64
+}
+
+func newIdleConn(c net.Conn, idle time.Duration, onClose func()) *idleConn {
+	ic := &idleConn{Conn: c, idle: idle, onClose: onClose}
+	ic.touch()
+	return ic
+}
+
+func (c *idleConn) touch() {
+	now := time.Now()
+	// Setting deadlines costs a timer update: do it at most once a second.
+	if prev := c.last.Load(); now.UnixNano()-prev < int64(time.Second) {
+		return
+	}
+	c.last.Store(now.UnixNano())
+	_ = c.Conn.SetDeadline(now.Add(c.idle))
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
+}
+
+func (c *idleConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) && c.onClose != nil {
+		c.onClose()
+	}
+	return c.Conn.Close()
+}

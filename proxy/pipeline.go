@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/authproxy/authproxy/auth"
+)
+
+// peekLimit bounds how much of a response body a broker may inspect to
+// recognise a rejected token (5paisa Status 9, Tradingo IsError).
+const peekLimit = 64 << 10
+
+// reqState travels with one proxied broker request.
+type reqState struct {
+	acct     *Account
+	host     string
+	port     string
+	body     []byte // buffered request body, for injection and replay
+	hasBody  bool
+	bypass   bool
+	start    time.Time
+	status   int
+	outcome  string
+	injected bool
+	replayed bool
+}
+
+type reqStateKey struct{}
+
+// serveBroker runs the request pipeline for a request to a broker host.
+func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, user string, accts []*Account) {
+	st := &reqState{host: host, port: port, start: p.opts.Now()}
+	defer p.finish(r, st)
+	acct, err := p.selectAccount(accts, user)
+	if err != nil {
+		p.fail(w, st, err)
+		return
+	}
+	st.acct = acct
+	if b, ok := acct.Broker.(auth.Bypasser); ok && acct.Broker != nil && b.Bypass(r) {
+		st.bypass = true
+	} else {
+		if len(acct.Missing) > 0 || acct.Source == nil {
+			p.fail(w, st, &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing})
+			return
+		}
+		if err := p.bufferBody(r, st); err != nil {
+			p.fail(w, st, err)
+			return
+		}
+	}
+	out := r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
+	p.rp.ServeHTTP(w, out)
+}
+
+// bufferBody reads the request body (bounded by MaxBody) so that it can be
+// rewritten and replayed.
+func (p *Proxy) bufferBody(r *http.Request, st *reqState) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > p.opts.MaxBody {
+		return auth.ErrTooLarge
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, p.opts.MaxBody+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return &ClientError{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			Message: "could not read the request body: " + err.Error(), Err: err}
+	}
+	if int64(len(data)) > p.opts.MaxBody {
+		return auth.ErrTooLarge
+	}
+	st.body, st.hasBody = data, true
+	r.Body = http.NoBody
+	r.ContentLength = int64(len(data))
+	return nil
+}
+
+// rewrite prepares the outgoing request (ReverseProxy.Rewrite); hop-by-hop
+// and X-Forwarded headers are already removed.
+func rewrite(pr *httputil.ProxyRequest) {
+	st, _ := pr.In.Context().Value(reqStateKey{}).(*reqState)
+	if st == nil {
+		return
+	}
+	u := *pr.In.URL
+	u.Scheme = "https"
+	u.Host = st.host
+	if st.port != "" && st.port != "443" {
+		u.Host = st.host + ":" + st.port
+	}
+	u.User = nil
+	pr.Out.URL = &u
+	pr.Out.Host = u.Host
+	pr.Out.Close = false // keep the upstream connection pooled
+	pr.Out.Header.Del("Proxy-Authorization")
+}
+
+// roundTrip is the ReverseProxy transport: token, inject, forward, and one
+// replay with a fresh token when the broker rejects the first.
+func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
+	st, _ := out.Context().Value(reqStateKey{}).(*reqState)
+	if st == nil {
+		return nil, errors.New("proxy: request without pipeline state")
+	}
+	if st.bypass {
+		return p.upstream.RoundTrip(out)
+	}
+	ctx := out.Context()
+	acct := st.acct
+	tok, err := acct.Source.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !tok.Valid(p.opts.Now()) {
+		return nil, &ClientError{Status: http.StatusBadGateway, Code: CodeLoginFailed, Account: acct.Name,
+			Message: "no valid token could be obtained"}
+	}
+	pristine := out.Header.Clone()
+	resp, err := p.attempt(out, st, tok)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols || !acct.Broker.Rejected(resp, peeker(resp)) {
+		return resp, nil
+	}
+	// The broker refused the token: drop it, log in once more, replay.
+	drain(resp)
+	p.log.Info("token rejected by broker; logging in again", "account", acct.Name, "status", resp.StatusCode)
+	fresh, err := acct.Source.Relogin(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	st.replayed = true
+	again := out.Clone(ctx)
+	again.Header = pristine
+	return p.attempt(again, st, fresh)
+}
+
+func (p *Proxy) attempt(req *http.Request, st *reqState, tok *auth.Token) (*http.Response, error) {
+	if st.hasBody {
+		body := st.body
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	if err := st.acct.Broker.Inject(req, tok); err != nil {
+		return nil, err
+	}
+	st.injected = true
+	return p.upstream.RoundTrip(req)
+}
+
+// peeker returns a function that reads up to peekLimit bytes of resp's body
+// once, leaving the body whole for the client.
+func peeker(resp *http.Response) func() []byte {
+	var (
+		done bool
+		buf  []byte
+	)
+	return func() []byte {
+		if done || resp.Body == nil {
+			return buf
+		}
+		done = true
+		data, err := io.ReadAll(io.LimitReader(resp.Body, peekLimit))
+		buf = data
+		rest := resp.Body
+		if err != nil {
+			// Hand the client what was read; the read error surfaces on the next read.
+			resp.Body = &multiReadCloser{Reader: io.MultiReader(bytes.NewReader(data), errReader{err}), c: rest}
+			return buf
+		}
+		resp.Body = &multiReadCloser{Reader: io.MultiReader(bytes.NewReader(data), rest), c: rest}
+		return buf
+	}
+}
+
+type multiReadCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (m *multiReadCloser) Close() error { return m.c.Close() }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// drain discards a small remainder so the connection can be reused.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 256<<10))
+	_ = resp.Body.Close()
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if st, _ := resp.Request.Context().Value(reqStateKey{}).(*reqState); st != nil {
+		st.status = resp.StatusCode
+	}
+	return nil
+}
+
+// errorHandler answers the client with the DESIGN.md error shape.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(reqStateKey{}).(*reqState)
+	if st == nil {
+		st = &reqState{}
+	}
+	p.fail(w, st, err)
+}
+
+func (p *Proxy) fail(w http.ResponseWriter, st *reqState, err error) {
+	name := ""
+	if st.acct != nil {
+		name = st.acct.Name
+	}
+	ce := classify(err, name, p.opts.Now(), p.loginURL)
+	st.status, st.outcome = ce.Status, ce.Code
+	if ce.Status == 499 {
+		return // the client went away
+	}
+	p.log.Warn("request not forwarded", "account", name, "code", ce.Code, "err", ce.Message)
+	ce.write(w)
+}
+
+// finish logs one line per broker request and counts it.
+func (p *Proxy) finish(r *http.Request, st *reqState) {
+	outcome := st.outcome
+	switch {
+	case outcome != "":
+	case st.bypass:
+		outcome = "bypass"
+	case st.status >= 400:
+		outcome = "upstream_error"
+	default:
+		outcome = "ok"
+	}
+	name := ""
+	if st.acct != nil {
+		name = st.acct.Name
+		st.acct.requests.add(outcome)
+	}
+	rec := RequestRecord{Account: name, Method: r.Method, Path: r.URL.Path, Status: st.status,
+		Outcome: outcome, Duration: p.opts.Now().Sub(st.start), Injected: st.injected, Replayed: st.replayed}
+	p.log.Info("request", "account", rec.Account, "method", rec.Method, "path", safePath(rec.Path),
+		"status", rec.Status, "outcome", rec.Outcome, "dur", rec.Duration.Round(time.Microsecond),
+		"injected", rec.Injected, "replayed", rec.Replayed)
+	if p.opts.Observe != nil {
+		p.opts.Observe(rec)
+	}
+}
+
+// safePath trims absurdly long paths in logs.
+func safePath(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+func (p *Proxy) loginURL(account string) string {
+	return "http://" + p.opts.Listen + "/login/" + account
+}
