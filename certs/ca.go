@@ -91,23 +91,21 @@ type CA struct {
 // mismatched ca.pem/ca-key.pem pair, or only one of the two files, is an
 // error naming the file. A key file readable by group or others is tightened
 // to 0600. bundle.pem (system roots followed by ca.pem) is rewritten when its
-// content is not what it should be.
+// content is not what it should be. Processes starting together on a fresh
+// dir all end up with the same CA: creation never overwrites, and the losers
+// load the winner's files.
 func LoadOrCreate(dir string, opts Options) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ca directory: %w", err)
 	}
 	certPath, keyPath := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
-	certExists, err := exists(certPath)
-	if err != nil {
-		return nil, err
-	}
-	keyExists, err := exists(keyPath)
+	certExists, keyExists, err := waitForPair(certPath, keyPath)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case !certExists && !keyExists:
-		return issue(dir, opts, "created local CA")
+		return issue(dir, opts, false)
 	case certExists && !keyExists:
 		return nil, fmt.Errorf("%s exists but its key %s is missing (restore it, or run `authproxy ca rotate` to issue a new CA)", certPath, keyPath)
 	case !certExists && keyExists:
@@ -123,7 +121,26 @@ func Rotate(dir string, opts Options) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ca directory: %w", err)
 	}
-	return issue(dir, opts, "issued new local CA")
+	return issue(dir, opts, true)
+}
+
+// waitForPair reports which of the two files exist. When only one does,
+// another process may be creating the CA right now, so it waits up to a
+// second for the other to appear.
+func waitForPair(certPath, keyPath string) (certExists, keyExists bool, err error) {
+	const attempts, pause = 20, 50 * time.Millisecond
+	for i := 1; ; i++ {
+		if certExists, err = exists(certPath); err != nil {
+			return false, false, err
+		}
+		if keyExists, err = exists(keyPath); err != nil {
+			return false, false, err
+		}
+		if certExists == keyExists || i == attempts {
+			return certExists, keyExists, nil
+		}
+		time.Sleep(pause)
+	}
 }
 
 func exists(path string) (bool, error) {
@@ -163,7 +180,10 @@ func newCA(dir string, opts Options, cert *x509.Certificate, certPEM []byte, key
 }
 
 // issue creates a new CA key and certificate and writes all three files.
-func issue(dir string, opts Options, msg string) (*CA, error) {
+// Unless replace is set, an existing ca.pem or ca-key.pem is never
+// overwritten: when another process creates the CA first, issue loads that
+// one instead.
+func issue(dir string, opts Options, replace bool) (*CA, error) {
 	permitted, err := normalizeDomains(opts.PermittedDNS)
 	if err != nil {
 		return nil, err
@@ -234,11 +254,18 @@ func issue(dir string, opts Options, msg string) (*CA, error) {
 		os.Remove(keyTmp)
 		return nil, err
 	}
-	if err := commitFile(keyTmp, c.KeyPath()); err != nil {
+	commit, msg := commitFile, "issued new local CA"
+	if !replace {
+		commit, msg = commitNewFile, "created local CA"
+	}
+	if err := commit(keyTmp, c.KeyPath()); err != nil {
 		os.Remove(certTmp)
+		if !replace && errors.Is(err, fs.ErrExist) {
+			return loadCreatedElsewhere(dir, opts)
+		}
 		return nil, err
 	}
-	if err := commitFile(certTmp, c.CertPath()); err != nil {
+	if err := commit(certTmp, c.CertPath()); err != nil {
 		return nil, err
 	}
 	if err := c.syncBundle(opts); err != nil {
@@ -247,6 +274,19 @@ func issue(dir string, opts Options, msg string) (*CA, error) {
 	c.log.Info(msg, "cert", c.CertPath(), "subject", cert.Subject.CommonName,
 		"expires", cert.NotAfter, "permitted_dns", permitted)
 	return c, nil
+}
+
+// loadCreatedElsewhere loads the CA another process is creating in dir,
+// waiting up to a second for its ca.pem to follow its ca-key.pem.
+func loadCreatedElsewhere(dir string, opts Options) (*CA, error) {
+	const attempts, pause = 20, 50 * time.Millisecond
+	for i := 1; ; i++ {
+		c, err := load(dir, opts)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || i == attempts {
+			return c, err
+		}
+		time.Sleep(pause)
+	}
 }
 
 // load reads and checks an existing CA.

@@ -258,6 +258,46 @@ func TestLoadOrCreateReusesExistingCA(t *testing.T) {
 	verifyLeaf(t, first.Certificate(), leaf.Leaf, "example.org", time.Now())
 }
 
+// TestConcurrentFirstRun starts several LoadOrCreate calls on one fresh
+// directory, as two authproxy processes started together would: all must end
+// up with the same CA and a matching key on disk.
+func TestConcurrentFirstRun(t *testing.T) {
+	for round := range 5 {
+		dir := filepath.Join(t.TempDir(), "ca")
+		const n = 8
+		cas := make([]*CA, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				cas[i], errs[i] = LoadOrCreate(dir, testOptions(t, nil, nil))
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("round %d, call %d: %v", round, i, errs[i])
+			}
+			if !bytes.Equal(cas[i].CertPEM(), cas[0].CertPEM()) {
+				t.Fatalf("round %d: concurrent first runs returned different CAs", round)
+			}
+		}
+		reloaded, err := LoadOrCreate(dir, testOptions(t, nil, nil))
+		if err != nil {
+			t.Fatalf("round %d: reload: %v", round, err)
+		}
+		if !bytes.Equal(reloaded.CertPEM(), cas[0].CertPEM()) {
+			t.Fatalf("round %d: files on disk hold a different CA than was returned", round)
+		}
+		if got := dirNames(t, dir); !slices.Equal(got, wantFiles) {
+			t.Fatalf("round %d: dir holds %q, want %q", round, got, wantFiles)
+		}
+	}
+}
+
 func TestLoadRewritesStaleBundle(t *testing.T) {
 	dir := t.TempDir()
 	roots := fakeRootsPEM(t)

@@ -57,6 +57,28 @@ func commitFile(tmp, target string) error {
 	return syncDir(filepath.Dir(target))
 }
 
+// commitNewFile moves a staged file to target unless target exists, in
+// which case it fails with an error wrapping fs.ErrExist. The staged file is
+// gone afterwards either way. A hard link makes the check and the creation
+// one atomic step; where links are unsupported it falls back to a checked
+// rename.
+func commitNewFile(tmp, target string) error {
+	linkErr := os.Link(tmp, target)
+	if linkErr == nil {
+		if err := os.Remove(tmp); err != nil {
+			return fmt.Errorf("remove temporary file: %w", err)
+		}
+		return syncDir(filepath.Dir(target))
+	}
+	if errors.Is(linkErr, fs.ErrExist) {
+		return errors.Join(fmt.Errorf("create %s: %w", target, linkErr), removeIfExists(tmp))
+	}
+	if _, err := os.Lstat(target); err == nil {
+		return errors.Join(fmt.Errorf("create %s: %w", target, fs.ErrExist), removeIfExists(tmp))
+	}
+	return commitFile(tmp, target)
+}
+
 func removeIfExists(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove temporary file: %w", err)

@@ -103,15 +103,26 @@ type lineProbe struct{}
 
 func (lineProbe) UnmarshalTOML(any) error { return errors.New("line probe") }
 
-// line returns the 1-based line of f's key, or 0 when the parser recorded
-// none (tables implied by a dotted key or a [a.b] header).
+// line returns the 1-based line of f's key. A table the parser recorded no
+// position for (one implied by a dotted key or a [a.b.c] header) gets the
+// first line of its contents; 0 when nothing has a position.
 func (p *parser) line(f field) int {
 	err := p.md.PrimitiveDecode(f.prim, lineProbe{})
 	var pe toml.ParseError
-	if errors.As(err, &pe) {
+	if errors.As(err, &pe) && pe.Position.Line > 0 {
 		return pe.Position.Line
 	}
-	return 0
+	m, ok := p.tableQuiet(f)
+	if !ok {
+		return 0
+	}
+	first := 0
+	for k, prim := range m {
+		if l := p.line(f.child(k, prim)); l > 0 && (first == 0 || l < first) {
+			first = l
+		}
+	}
+	return first
 }
 
 // value decodes f into a plain Go value: string, int64, float64, bool,
@@ -159,12 +170,16 @@ func fields(parent field, m map[string]toml.Primitive) []field {
 
 // rawString returns f's value if it is a string, with ${VAR}s expanded;
 // missing holds the variables that were unset or empty. ok is false (and a
-// Problem reported) when f is not a string or holds a malformed ${...}.
-func (p *parser) rawString(f field, typeHint string) (s string, missing []string, ok bool) {
+// Problem reported) when f is not a string (typeMsg, if set, is then the
+// message) or holds a malformed ${...}.
+func (p *parser) rawString(f field, typeMsg string) (s string, missing []string, ok bool) {
 	v := p.value(f)
 	raw, isStr := v.(string)
 	if !isStr {
-		p.add(f, fmt.Sprintf("must be a string%s, not %s", typeHint, typeName(v)))
+		if typeMsg == "" {
+			typeMsg = "must be a string, not " + typeName(v)
+		}
+		p.add(f, typeMsg)
 		return "", nil, false
 	}
 	s, missing, err := expand(raw, p.lookupEnv)

@@ -234,7 +234,13 @@ func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time,
 			TOTPSecret: a.Secret("totp_secret"),
 			IPAddress:  a.Get("ip_address"),
 		}, client, now, logger)
+	case "tradovate":
+		return newTradovateBroker(a, client, now, logger)
+	case "fivepaisa":
+		return newFivepaisaBroker(a, client, now, logger)
+	case "pocketful":
+		return newPocketfulBroker(a, client, now, logger)
 	default:
-		return nil, fmt.Errorf("broker type %q is not supported yet", a.Type)
+		return nil, fmt.Errorf("broker type %q is not supported", a.Type)
 	}
 }

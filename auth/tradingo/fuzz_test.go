@@ -1,0 +1,46 @@
+package tradingo
+
+import (
+	"errors"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/authproxy/authproxy/auth"
+)
+
+// FuzzParseLoginResponse checks that any answer yields either a header-safe
+// token from a 2xx or a *auth.LoginError with a printable, bounded message,
+// never both and never a panic. Seeds live in testdata/fuzz.
+func FuzzParseLoginResponse(f *testing.F) {
+	f.Add(200, []byte(`{"StatusCode":200,"Message":"Request successful.","IsError":false,"ResponseException":null,"Result":{"ResponseId":43,"ResponseMessage":"Data Updated Successfully","Data":{"Isverified":true,"GenerationSourceTP":"FTLTP","AccessToken":"x.y.z"}}}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		tok, err := ParseLoginResponse(status, body)
+		if err == nil {
+			if status < 200 || status > 299 {
+				t.Fatalf("token from HTTP %d", status)
+			}
+			if !isB64Token(tok) {
+				t.Fatalf("token %q is not header-safe", tok)
+			}
+			return
+		}
+		if tok != "" {
+			t.Fatal("token returned with an error")
+		}
+		var le *auth.LoginError
+		if !errors.As(err, &le) {
+			t.Fatalf("err %T, want *auth.LoginError", err)
+		}
+		if le.StatusCode != status || le.Message == "" {
+			t.Fatalf("LoginError %+v for status %d", le, status)
+		}
+		if !utf8.ValidString(le.Message) || len(le.Message) > maxMessageLen+len("…") {
+			t.Fatalf("message not clean: %q", le.Message)
+		}
+		for _, r := range le.Message {
+			if r < 0x20 || r == 0x7f {
+				t.Fatalf("control character in message %q", le.Message)
+			}
+		}
+	})
+}

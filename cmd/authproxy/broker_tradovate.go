@@ -1,0 +1,16 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+)
+
+// newTradovateBroker builds the tradovate broker for account a.
+func newTradovateBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (auth.Broker, error) {
+	_, _, _ = client, now, logger
+	return nil, fmt.Errorf("account %q: broker type %q is not supported by this build yet", a.Name, a.Type)
+}
