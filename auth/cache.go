@@ -522,8 +522,6 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 	c.mu.Unlock()
 	c.saveMu.Unlock()
 
-	f.tok = tok
-	close(f.done)
 	if kind == EventRefresh {
 		c.refreshes.Add(1)
 	} else {
@@ -535,6 +533,8 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 		c.log.Warn("token in use but not saved", "err", saveErr)
 	}
 	c.emit(EventSaved, saveErr)
+	f.tok = tok
+	close(f.done)
 }
 
 // obtain refreshes when it can and logs in otherwise. kind is EventRefresh
@@ -620,7 +620,8 @@ func (c *Cache) failed(f *flight, kind string, now time.Time, took time.Duration
 	)
 	c.mu.Lock()
 	c.lastErr = err
-	c.needsLogin = errors.Is(err, ErrLoginRequired)
+	needsLogin := errors.Is(err, ErrLoginRequired)
+	c.needsLogin = needsLogin
 	switch {
 	case errors.As(err, &rl):
 		ev = EventRateLimited
@@ -642,7 +643,7 @@ func (c *Cache) failed(f *flight, kind string, now time.Time, took time.Duration
 
 	c.failures.Add(1)
 	level := slog.LevelWarn
-	if c.needsLogin {
+	if needsLogin {
 		level = slog.LevelInfo
 	}
 	if f.proactive {

@@ -135,12 +135,13 @@ func (p *parser) brokers(f field, listen string) ([]*Account, map[*Account]broke
 	}
 	var accts []*Account
 	infos := map[*Account]brokerInfo{}
-	for _, c := range fields(f, m) { // sorted by name
+	for _, c := range p.fields(f, m) {
 		if a, info, ok := p.account(c, listen); ok {
 			accts = append(accts, a)
 			infos[a] = info
 		}
 	}
+	slices.SortFunc(accts, func(a, b *Account) int { return strings.Compare(a.Name, b.Name) })
 	return accts, infos
 }
 
@@ -212,7 +213,7 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 	if !ok {
 		return nil, brokerInfo{}, false
 	}
-	kids := fields(f, m)
+	kids := p.fields(f, m)
 	line := p.line(f)
 	a := &Account{Name: name, Line: line, Values: map[string]string{}}
 	if !validAccountName(name) {

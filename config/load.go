@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -57,7 +58,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			msg := pe.Message
+			msg := "syntax error: " + pe.Message
 			if IsSecretKey(pe.LastKey) {
 				// The parser's message may quote the broken value.
 				msg = "syntax error in the value of " + pe.LastKey + " (not shown: it is a secret)"
@@ -136,7 +137,13 @@ func (p *parser) value(f field) any {
 	return v
 }
 
-func (p *parser) add(f field, msg string) { p.probs.add(p.line(f), f.name(), msg) }
+func (p *parser) add(f field, msg string) {
+	if p.probs.full() {
+		p.probs.dropped++
+		return
+	}
+	p.probs.add(p.line(f), f.name(), msg)
+}
 
 // table decodes f as a table, reporting a Problem (and returning false) when
 // it is anything else.
@@ -153,16 +160,12 @@ func (p *parser) table(f field, what string) (map[string]toml.Primitive, bool) {
 	return m, true
 }
 
-// fields returns m's entries sorted by key.
-func fields(parent field, m map[string]toml.Primitive) []field {
+// fields returns m's entries sorted by key. (Problems are sorted by line
+// in the end; finding a line costs a pass over the file, so it is done only
+// for keys that have a problem.)
+func (p *parser) fields(parent field, m map[string]toml.Primitive) []field {
 	out := make([]field, 0, len(m))
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, parent.child(k, m[k]))
 	}
 	return out
@@ -295,7 +298,7 @@ func (p *parser) config(path string, root map[string]toml.Primitive) *Config {
 		},
 	}
 	top := map[string]field{}
-	for _, f := range fields(field{}, root) {
+	for _, f := range p.fields(field{}, root) {
 		switch k := f.key[0]; k {
 		case "listen", "state_dir", "passthrough", "upstream", "proxy_auth", "store", "limits", "brokers":
 			top[k] = f
@@ -452,7 +455,7 @@ func (p *parser) upstream(f field, base string, up *Upstream) {
 	if !ok {
 		return
 	}
-	for _, c := range fields(f, m) {
+	for _, c := range p.fields(f, m) {
 		switch c.key[len(c.key)-1] {
 		case "ca_file":
 			s, ok := p.str(c)
@@ -481,7 +484,8 @@ func (p *parser) resolve(f field, out map[string]string) {
 	if !ok {
 		return
 	}
-	for _, c := range fields(f, m) {
+	seen := map[string]field{}
+	for _, c := range p.fields(f, m) {
 		k := c.key[len(c.key)-1]
 		host, port, err := net.SplitHostPort(k)
 		if err != nil || host == "" || !validPort(port) {
@@ -498,10 +502,15 @@ func (p *parser) resolve(f field, out map[string]string) {
 			p.add(c, fmt.Sprintf(`%q must be "ip:port" (or "host:port") with a port from 1 to 65535`, v))
 			continue
 		}
-		if _, dup := out[key]; dup {
-			p.add(c, fmt.Sprintf("%s is given twice (keys ignore case)", key))
+		if first, dup := seen[key]; dup {
+			later := c
+			if p.line(first) > p.line(c) {
+				later = first
+			}
+			p.add(later, fmt.Sprintf("%s is given twice (keys ignore case)", key))
 			continue
 		}
+		seen[key] = c
 		out[key] = v
 	}
 }
@@ -518,7 +527,7 @@ func (p *parser) proxyAuth(f field) *ProxyAuth {
 		return pa
 	}
 	usersSeen := false
-	for _, c := range fields(f, m) {
+	for _, c := range p.fields(f, m) {
 		switch c.key[len(c.key)-1] {
 		case "users":
 			usersSeen = true
@@ -526,7 +535,7 @@ func (p *parser) proxyAuth(f field) *ProxyAuth {
 			if !ok {
 				continue
 			}
-			for _, u := range fields(c, um) {
+			for _, u := range p.fields(c, um) {
 				name := u.key[len(u.key)-1]
 				if name == "" || strings.ContainsAny(name, ":\r\n") {
 					p.add(u, `user names must be non-empty and hold no ":"`)
@@ -550,7 +559,7 @@ func (p *parser) proxyAuth(f field) *ProxyAuth {
 			if !ok {
 				continue
 			}
-			for _, a := range fields(c, am) {
+			for _, a := range p.fields(c, am) {
 				if s, ok := p.str(a); ok {
 					pa.Accounts[a.key[len(a.key)-1]] = s
 				}
@@ -580,7 +589,7 @@ func (p *parser) checkProxyAccounts(f field, cfg *Config) {
 	if !ok {
 		return
 	}
-	for _, c := range fields(af, am) {
+	for _, c := range p.fields(af, am) {
 		user := c.key[len(c.key)-1]
 		name, ok := cfg.ProxyAuth.Accounts[user]
 		if !ok {
@@ -613,7 +622,7 @@ func (p *parser) store(f field, st *Store) {
 		return
 	}
 	keys := map[string]field{}
-	for _, c := range fields(f, m) {
+	for _, c := range p.fields(f, m) {
 		switch k := c.key[len(c.key)-1]; k {
 		case "kind", "url", "key":
 			keys[k] = c
@@ -714,7 +723,7 @@ func (p *parser) limits(f field, l *Limits) {
 	if !ok {
 		return
 	}
-	for _, c := range fields(f, m) {
+	for _, c := range p.fields(f, m) {
 		switch c.key[len(c.key)-1] {
 		case "max_body":
 			if n, ok := p.size(c); ok {

@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,13 +76,23 @@ func Problems(err error) []*Problem {
 	return out
 }
 
+// maxProblems bounds how many Problems one file reports.
+const maxProblems = 100
+
 // problems collects Problems for one file.
 type problems struct {
-	file string
-	list []*Problem
+	file    string
+	list    []*Problem
+	dropped int // problems past maxProblems
 }
 
+func (ps *problems) full() bool { return len(ps.list) >= maxProblems }
+
 func (ps *problems) add(line int, key, msg string) {
+	if ps.full() {
+		ps.dropped++
+		return
+	}
 	ps.list = append(ps.list, &Problem{File: ps.file, Line: line, Key: key, Msg: msg})
 }
 
@@ -94,9 +105,12 @@ func (ps *problems) err() error {
 	slices.SortStableFunc(ps.list, func(a, b *Problem) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), strings.Compare(a.Key, b.Key))
 	})
-	errs := make([]error, len(ps.list))
-	for i, p := range ps.list {
-		errs[i] = p
+	errs := make([]error, 0, len(ps.list)+1)
+	for _, p := range ps.list {
+		errs = append(errs, p)
+	}
+	if ps.dropped > 0 {
+		errs = append(errs, &Problem{File: ps.file, Msg: fmt.Sprintf("%d more problems not shown: fix these first", ps.dropped)})
 	}
 	return errors.Join(errs...)
 }

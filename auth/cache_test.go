@@ -1,0 +1,826 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// loginFunc is a Broker whose Login is a function.
+type loginFunc func(ctx context.Context) (*Token, error)
+
+func (f loginFunc) Login(ctx context.Context) (*Token, error) { return f(ctx) }
+func (loginFunc) Inject(r *http.Request, t *Token) error      { return nil }
+func (loginFunc) Rejected(*http.Response, func() []byte) bool { return false }
+
+func TestCacheColdSingleFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &fakeBroker{now: time.Now, life: time.Hour, gate: make(chan struct{})}
+		store := newMemStore()
+		c := NewCache("acct", b, store, CacheOptions{})
+		const n = 50
+		toks := make([]*Token, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { toks[i], errs[i] = c.Token(t.Context()) })
+		}
+		synctest.Wait()
+		if got := b.logins.Load(); got != 1 {
+			t.Fatalf("logins while %d callers wait = %d, want 1", n, got)
+		}
+		if st := c.Status().State; st != StateRefreshing {
+			t.Errorf("state during login = %q, want %q", st, StateRefreshing)
+		}
+		close(b.gate)
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("caller %d: %v", i, errs[i])
+			}
+			if toks[i] != toks[0] {
+				t.Fatalf("caller %d got a different token", i)
+			}
+		}
+		if got := b.logins.Load(); got != 1 {
+			t.Errorf("logins = %d, want 1", got)
+		}
+		if got := store.get("acct"); got != toks[0] {
+			t.Errorf("stored token = %v, want the served one", got)
+		}
+		st := c.Status()
+		if st.State != StateReady || !st.HasToken || st.Logins != 1 {
+			t.Errorf("status = %+v, want ready with 1 login", st)
+		}
+	})
+}
+
+func TestCacheReloginSingleFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &fakeBroker{now: time.Now, life: time.Hour}
+		c := NewCache("acct", b, newMemStore(), CacheOptions{})
+		t1, err := c.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		b.gate = make(chan struct{})
+
+		const n = 50
+		toks := make([]*Token, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { toks[i], errs[i] = c.Relogin(t.Context(), t1) })
+		}
+		synctest.Wait()
+		if got := b.logins.Load(); got != 2 {
+			t.Fatalf("logins = %d, want 2 (one cold, one relogin)", got)
+		}
+		close(b.gate)
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("caller %d: %v", i, errs[i])
+			}
+			if toks[i] != toks[0] || toks[i] == t1 {
+				t.Fatalf("caller %d: got %v, want one new token", i, toks[i].Access.Reveal())
+			}
+		}
+		// A late Relogin with the stale token gets the new one, no login.
+		t3, err := c.Relogin(t.Context(), t1)
+		if err != nil || t3 != toks[0] {
+			t.Fatalf("late relogin = %v, %v; want the new token", t3, err)
+		}
+		if got := b.logins.Load(); got != 2 {
+			t.Errorf("logins = %d, want 2", got)
+		}
+		if got := c.Status().Rejections; got != 1 {
+			t.Errorf("rejections = %d, want 1", got)
+		}
+	})
+}
+
+func TestRefreshPoint(t *testing.T) {
+	c := NewCache("acct", &fakeBroker{now: time.Now}, nil, CacheOptions{})
+	day := time.Date(2026, 3, 2, 18, 29, 59, 0, time.UTC) // 23:59:59 IST
+	tests := []struct {
+		name string
+		tok  Token
+		want time.Time
+	}{
+		{"tradovate 90m: midpoint is earlier", Token{Obtained: t0, Expiry: t0.Add(90 * time.Minute)}, t0.Add(45 * time.Minute)},
+		{"20s token: midpoint", Token{Obtained: t0, Expiry: t0.Add(20 * time.Second)}, t0.Add(10 * time.Second)},
+		{"20m token: expiry-margin is earlier", Token{Obtained: t0, Expiry: t0.Add(20 * time.Minute)}, t0.Add(5 * time.Minute)},
+		{"15m token equals margin: midpoint", Token{Obtained: t0, Expiry: t0.Add(15 * time.Minute)}, t0.Add(450 * time.Second)},
+		{"unknown obtained: expiry-margin", Token{Expiry: t0.Add(time.Hour)}, t0.Add(45 * time.Minute)},
+		{"day token", Token{Obtained: t0, Expiry: day}, t0.Add(day.Sub(t0) / 2)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := c.refreshPoint(&tt.tok); !got.Equal(tt.want) {
+				t.Errorf("refreshPoint = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCacheRefreshAhead(t *testing.T) {
+	clk := newClock(t0)
+	b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: 90 * time.Minute}}
+	c := NewCache("acct", b, newMemStore(), CacheOptions{Now: clk.Now})
+	ctx := t.Context()
+	t1, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(44 * time.Minute)
+	if got, _ := c.Token(ctx); got != t1 {
+		t.Fatal("token changed before its refresh point")
+	}
+	if st := c.Status().State; st != StateReady {
+		t.Fatalf("state before refresh point = %q, want ready (no refresh started)", st)
+	}
+
+	clk.Add(2 * time.Minute) // past the midpoint at 45m
+	b.gate = make(chan struct{})
+	for range 20 {
+		got, err := c.Token(ctx)
+		if err != nil || got != t1 {
+			t.Fatalf("Token during refresh = %v, %v; want the still-valid token", got, err)
+		}
+	}
+	eventually(t, "refresh to start", func() bool { return b.refreshes.Load() == 1 })
+	if st := c.Status().State; st != StateRefreshing {
+		t.Errorf("state = %q, want refreshing", st)
+	}
+	close(b.gate)
+	eventually(t, "new token", func() bool {
+		got, _ := c.Token(ctx)
+		return got != t1
+	})
+	if r, l := b.refreshes.Load(), b.logins.Load(); r != 1 || l != 1 {
+		t.Errorf("refreshes, logins = %d, %d; want 1, 1", r, l)
+	}
+	if old := b.lastOld.Load(); old != t1 {
+		t.Errorf("Refresh got %v, want the current token", old)
+	}
+}
+
+func TestCacheShortLivedTokenNoStorm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &fakeBroker{now: time.Now, life: 20 * time.Second}
+		c := NewCache("acct", b, newMemStore(), CacheOptions{}) // margin 15m, 15 renewals/hour
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { c.Run(ctx); close(done) }()
+
+		t1, err := c.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		if got := b.logins.Load(); got != 1 {
+			t.Fatalf("logins before midpoint = %d, want 1", got)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if got := b.logins.Load(); got != 2 {
+			t.Fatalf("logins after midpoint = %d, want 2", got)
+		}
+		if got, _ := c.Token(ctx); got == t1 || !got.Valid(time.Now()) {
+			t.Fatal("not serving the renewed token")
+		}
+
+		time.Sleep(time.Hour - 12*time.Second)
+		synctest.Wait()
+		if got := b.logins.Load(); got != 1+DefaultRenewPerHour {
+			t.Errorf("logins in the first hour = %d, want %d (1 + the hourly cap)", got, 1+DefaultRenewPerHour)
+		}
+		if st := c.Status(); st.State != StateExpired || st.HasToken {
+			t.Errorf("idle, capped account: status %q HasToken=%v, want expired", st.State, st.HasToken)
+		}
+		time.Sleep(20 * time.Second) // the oldest renewal leaves the window
+		synctest.Wait()
+		if got := b.logins.Load(); got != 2+DefaultRenewPerHour {
+			t.Errorf("logins after the window moved = %d, want %d", got, 2+DefaultRenewPerHour)
+		}
+		cancel()
+		<-done
+	})
+}
+
+func TestCacheRunRenewsWithoutTraffic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &refreshBroker{fakeBroker: &fakeBroker{now: time.Now, life: 90 * time.Minute}}
+		c := NewCache("acct", b, newMemStore(), CacheOptions{})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { c.Run(ctx); close(done) }()
+		synctest.Wait() // Run idles with no token
+		if b.logins.Load() != 0 {
+			t.Fatal("Run logged in without a token to renew")
+		}
+		t1, err := c.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(44 * time.Minute)
+		synctest.Wait()
+		if got := b.refreshes.Load(); got != 0 {
+			t.Fatalf("refreshes at 44m = %d, want 0", got)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if got := b.refreshes.Load(); got != 1 {
+			t.Fatalf("refreshes at 46m = %d, want 1", got)
+		}
+		t2, _ := c.Token(ctx)
+		if t2 == t1 {
+			t.Fatal("still serving the old token")
+		}
+		time.Sleep(46 * time.Minute)
+		synctest.Wait()
+		if got := b.refreshes.Load(); got != 2 {
+			t.Fatalf("refreshes at 92m = %d, want 2", got)
+		}
+		if got := b.logins.Load(); got != 1 {
+			t.Errorf("logins = %d, want 1", got)
+		}
+		start := time.Now()
+		cancel()
+		<-done
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Run took %s to stop", d)
+		}
+	})
+}
+
+func TestCacheFailedRefreshKeepsValidToken(t *testing.T) {
+	clk := newClock(t0)
+	b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: 90 * time.Minute}}
+	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+	ctx := t.Context()
+	t1, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.setRefreshErr(errors.New("upstream 503 for access-1"))
+	clk.Add(50 * time.Minute)
+	if got, err := c.Token(ctx); got != t1 || err != nil {
+		t.Fatalf("Token = %v, %v; want the valid token", got, err)
+	}
+	eventually(t, "refresh failure", func() bool { return c.Status().Failures == 1 })
+	for range 5 {
+		if got, err := c.Token(ctx); got != t1 || err != nil {
+			t.Fatalf("Token after failed refresh = %v, %v; want the valid token", got, err)
+		}
+	}
+	st := c.Status()
+	if st.State != StateReady || !st.HasToken {
+		t.Errorf("state = %q, want ready", st.State)
+	}
+	if !strings.Contains(st.LastError, "upstream 503") || !strings.Contains(st.LastError, `"acct"`) {
+		t.Errorf("LastError = %q, want the refresh error with the account", st.LastError)
+	}
+	if strings.Contains(st.LastError, "access-1") {
+		t.Errorf("LastError leaks the token: %q", st.LastError)
+	}
+	// Spacing: no second attempt right away (a tenth of 90m = 9m).
+	if got := b.refreshes.Load(); got != 1 {
+		t.Errorf("refreshes = %d, want 1", got)
+	}
+	if got := b.logins.Load(); got != 1 {
+		t.Errorf("logins = %d, want 1: a plain refresh error must not trigger a login", got)
+	}
+	clk.Add(10 * time.Minute)
+	b.setRefreshErr(nil)
+	c.Token(ctx)
+	eventually(t, "second refresh", func() bool {
+		got, _ := c.Token(ctx)
+		return got != t1
+	})
+}
+
+func TestCacheNeverReturnsExpiredToken(t *testing.T) {
+	clk := newClock(t0)
+	b := &fakeBroker{now: clk.Now, life: time.Hour}
+	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+	if _, err := c.Token(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b.setErr(errors.New("network down"))
+	clk.Add(61 * time.Minute)
+	tok, err := c.Token(t.Context())
+	if tok != nil || err == nil {
+		t.Fatalf("Token after expiry with failing broker = %v, %v; want an error", tok, err)
+	}
+	if !strings.Contains(err.Error(), "network down") || !strings.Contains(err.Error(), `"acct"`) {
+		t.Errorf("error %q lacks the cause or the account", err)
+	}
+
+	// A broker handing out an already expired token is an error too.
+	past := loginFunc(func(context.Context) (*Token, error) {
+		return &Token{Access: "stale", Expiry: clk.Now().Add(-time.Minute)}, nil
+	})
+	c2 := NewCache("acct2", past, nil, CacheOptions{Now: clk.Now})
+	if tok, err := c2.Token(t.Context()); tok != nil || err == nil {
+		t.Fatalf("Token from broker returning expired token = %v, %v; want an error", tok, err)
+	}
+}
+
+func TestCacheLockout(t *testing.T) {
+	clk := newClock(t0)
+	b := &fakeBroker{now: clk.Now, life: time.Hour}
+	until := t0.Add(5 * time.Minute)
+	b.setErr(&RateLimitError{Account: "acct", Until: until, Message: "captcha"})
+	var events eventLog
+	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now, OnEvent: events.add})
+	_, err := c.Token(t.Context())
+	var rl *RateLimitError
+	if !errors.As(err, &rl) || !rl.Until.Equal(until) {
+		t.Fatalf("err = %v, want a *RateLimitError until %s", err, until)
+	}
+	for range 10 {
+		clk.Add(20 * time.Second)
+		if _, err2 := c.Token(t.Context()); err2 != err {
+			t.Fatalf("Token during lockout = %v, want the same error", err2)
+		}
+	}
+	if got := b.logins.Load(); got != 1 {
+		t.Fatalf("broker calls during lockout = %d, want 1", got)
+	}
+	st := c.Status()
+	if st.State != StateLockedOut || !st.LockedUntil.Equal(until) {
+		t.Errorf("status = %q until %s, want locked out until %s", st.State, st.LockedUntil, until)
+	}
+	if !events.has(EventRateLimited) {
+		t.Errorf("events %v lack %q", events.kinds(), EventRateLimited)
+	}
+	clk.Set(until.Add(time.Second))
+	b.setErr(nil)
+	if _, err := c.Token(t.Context()); err != nil {
+		t.Fatalf("Token after lockout: %v", err)
+	}
+	if got := b.logins.Load(); got != 2 {
+		t.Errorf("broker calls = %d, want 2", got)
+	}
+	if st := c.Status(); st.State != StateReady || st.LastError != "" {
+		t.Errorf("status after lockout = %+v", st)
+	}
+}
+
+func TestCacheFailureHold(t *testing.T) {
+	clk := newClock(t0)
+	b := &fakeBroker{now: clk.Now, life: time.Hour}
+	b.setErr(&LoginError{Account: "acct", StatusCode: 401, Message: "bad password"})
+	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+	_, err := c.Token(t.Context())
+	var le *LoginError
+	if !errors.As(err, &le) || le.Message != "bad password" {
+		t.Fatalf("err = %v, want the *LoginError", err)
+	}
+	clk.Add(9 * time.Second)
+	if _, err2 := c.Token(t.Context()); err2 != err {
+		t.Fatalf("Token within hold = %v, want the same error", err2)
+	}
+	if _, err2 := c.Relogin(t.Context(), nil); err2 != err {
+		t.Fatalf("Relogin within hold = %v, want the same error", err2)
+	}
+	if got := b.logins.Load(); got != 1 {
+		t.Fatalf("logins within hold = %d, want 1", got)
+	}
+	clk.Add(2 * time.Second)
+	if _, err := c.Token(t.Context()); !errors.As(err, &le) {
+		t.Fatalf("err = %v, want *LoginError", err)
+	}
+	if got := b.logins.Load(); got != 2 {
+		t.Errorf("logins after hold = %d, want 2", got)
+	}
+	if st := c.Status(); st.State != StateError || st.Failures != 2 || !strings.Contains(st.LastError, "bad password") {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func TestCacheNotConfiguredPassesThrough(t *testing.T) {
+	b := loginFunc(func(context.Context) (*Token, error) {
+		return nil, &NotConfiguredError{Account: "acct", Missing: []string{"TV_PASSWORD"}}
+	})
+	c := NewCache("acct", b, nil, CacheOptions{})
+	_, err := c.Token(t.Context())
+	var nc *NotConfiguredError
+	if !errors.As(err, &nc) || nc.Missing[0] != "TV_PASSWORD" {
+		t.Fatalf("err = %v, want *NotConfiguredError", err)
+	}
+}
+
+func TestCacheLoad(t *testing.T) {
+	clk := newClock(t0)
+	t.Run("valid token is served without login", func(t *testing.T) {
+		store := newMemStore()
+		stored := &Token{Access: "saved", Obtained: t0.Add(-time.Minute), Expiry: t0.Add(time.Hour)}
+		store.tokens["acct"] = stored
+		b := &fakeBroker{now: clk.Now, life: time.Hour}
+		c := NewCache("acct", b, store, CacheOptions{Now: clk.Now})
+		if err := c.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Token(t.Context())
+		if err != nil || got != stored {
+			t.Fatalf("Token = %v, %v; want the stored token", got, err)
+		}
+		if n := b.logins.Load(); n != 0 {
+			t.Errorf("logins = %d, want 0", n)
+		}
+	})
+	t.Run("expired token is ignored", func(t *testing.T) {
+		store := newMemStore()
+		stored := &Token{Access: "saved", Expiry: t0.Add(-time.Second)}
+		store.tokens["acct"] = stored
+		b := &fakeBroker{now: clk.Now, life: time.Hour}
+		c := NewCache("acct", b, store, CacheOptions{Now: clk.Now})
+		if err := c.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if st := c.Status(); st.HasToken || st.State == StateReady {
+			t.Errorf("status after loading an expired token = %+v", st)
+		}
+		got, err := c.Token(t.Context())
+		if err != nil || got == stored || got.Access == "saved" {
+			t.Fatalf("Token = %v, %v; want a fresh login", got, err)
+		}
+		if n := b.logins.Load(); n != 1 {
+			t.Errorf("logins = %d, want 1", n)
+		}
+		if store.get("acct") != got {
+			t.Error("new token not saved over the expired one")
+		}
+	})
+	t.Run("expired token with refresh secret is refreshed", func(t *testing.T) {
+		store := newMemStore()
+		stored := &Token{Access: "saved", Refresh: "r", Expiry: t0.Add(-time.Second)}
+		store.tokens["acct"] = stored
+		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour}}
+		c := NewCache("acct", b, store, CacheOptions{Now: clk.Now})
+		if err := c.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Token(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if r, l := b.refreshes.Load(), b.logins.Load(); r != 1 || l != 0 || b.lastOld.Load() != stored {
+			t.Errorf("refreshes, logins = %d, %d; want 1, 0 with the stored token", r, l)
+		}
+	})
+	t.Run("nothing stored", func(t *testing.T) {
+		c := NewCache("acct", &fakeBroker{now: clk.Now}, newMemStore(), CacheOptions{Now: clk.Now})
+		if err := c.Load(t.Context()); err != nil {
+			t.Fatalf("Load of an empty store: %v", err)
+		}
+		if st := c.Status().State; st != StateEmpty {
+			t.Errorf("state = %q, want empty", st)
+		}
+	})
+	t.Run("restart with a FileStore", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "tokens.json")
+		b := &fakeBroker{now: clk.Now, life: time.Hour}
+		c1 := NewCache("acct", b, NewFileStore(path), CacheOptions{Now: clk.Now})
+		t1, err := c1.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2 := NewCache("acct", b, NewFileStore(path), CacheOptions{Now: clk.Now})
+		if err := c2.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t2, err := c2.Token(t.Context())
+		if err != nil || t2.Access != t1.Access || !t2.Expiry.Equal(t1.Expiry) {
+			t.Fatalf("after restart Token = %v, %v; want the saved token", t2, err)
+		}
+		if n := b.logins.Load(); n != 1 {
+			t.Errorf("logins = %d, want 1", n)
+		}
+	})
+	t.Run("unreadable store", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "tokens.json")
+		writeFile(t, path, "{not json")
+		c := NewCache("acct", &fakeBroker{now: clk.Now}, NewFileStore(path), CacheOptions{Now: clk.Now})
+		err := c.Load(t.Context())
+		if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"acct"`) {
+			t.Fatalf("Load of corrupt store = %v, want an error naming the account", err)
+		}
+	})
+}
+
+func TestCacheSavesBeforeServing(t *testing.T) {
+	t.Run("login", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := newMemStore()
+			store.gate = make(chan struct{})
+			b := &fakeBroker{now: time.Now, life: time.Hour}
+			c := NewCache("acct", b, store, CacheOptions{})
+			var got *Token
+			done := make(chan struct{})
+			go func() { got, _ = c.Token(t.Context()); close(done) }()
+			synctest.Wait()
+			select {
+			case <-done:
+				t.Fatal("Token returned before the save finished")
+			default:
+			}
+			if c.Status().HasToken {
+				t.Fatal("token served before the save finished")
+			}
+			close(store.gate)
+			<-done
+			if store.get("acct") != got || got == nil {
+				t.Fatal("returned token is not the stored one")
+			}
+		})
+	})
+	t.Run("set", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := newMemStore()
+			store.gate = make(chan struct{})
+			b := &browserBroker{&fakeBroker{now: time.Now}}
+			c := NewCache("acct", b, store, CacheOptions{})
+			tok := &Token{Access: "interactive", Expiry: time.Now().Add(time.Hour)}
+			done := make(chan error)
+			go func() { done <- c.Set(t.Context(), tok) }()
+			synctest.Wait()
+			if _, err := c.Token(t.Context()); !errors.Is(err, ErrLoginRequired) {
+				t.Fatalf("Token while Set is saving = %v, want ErrLoginRequired", err)
+			}
+			close(store.gate)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Token(t.Context())
+			if err != nil || got.Access != "interactive" || got.Obtained.IsZero() {
+				t.Fatalf("Token after Set = %v, %v", got, err)
+			}
+			if store.get("acct").Access != "interactive" {
+				t.Error("Set did not store the token")
+			}
+			if st := c.Status(); st.State != StateReady || st.Logins != 1 {
+				t.Errorf("status = %+v", st)
+			}
+		})
+	})
+	t.Run("save error is surfaced, token still served", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			store := newMemStore()
+			store.err = errors.New("disk full")
+			b := &fakeBroker{now: time.Now, life: time.Hour}
+			c := NewCache("acct", b, store, CacheOptions{})
+			if _, err := c.Token(t.Context()); err != nil {
+				t.Fatalf("Token with failing store: %v", err)
+			}
+			if st := c.Status(); !strings.Contains(st.LastError, "disk full") || st.State != StateReady {
+				t.Errorf("status = %+v, want ready with the save error", st)
+			}
+		})
+	})
+}
+
+func TestCacheRefreshFallback(t *testing.T) {
+	t.Run("ErrRefreshImpossible falls back to Login", func(t *testing.T) {
+		clk := newClock(t0)
+		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour}}
+		b.setRefreshErr(fmt.Errorf("renew: %w", ErrRefreshImpossible))
+		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+		t1, err := c.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := b.refreshes.Load(); r != 0 {
+			t.Fatalf("cold start refreshed %d times, want a login", r)
+		}
+		clk.Add(31 * time.Minute)
+		c.Token(t.Context())
+		eventually(t, "fallback login", func() bool {
+			got, _ := c.Token(t.Context())
+			return got != t1
+		})
+		if r, l := b.refreshes.Load(), b.logins.Load(); r != 1 || l != 2 {
+			t.Errorf("refreshes, logins = %d, %d; want 1, 2", r, l)
+		}
+	})
+	t.Run("LoginError from Refresh of an expired token falls back", func(t *testing.T) {
+		clk := newClock(t0)
+		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour, withRefresh: true}}
+		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+		if _, err := c.Token(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		b.setRefreshErr(&LoginError{Account: "acct", StatusCode: 401, Message: "expired"})
+		clk.Add(2 * time.Hour)
+		if _, err := c.Token(t.Context()); err != nil {
+			t.Fatalf("Token: %v", err)
+		}
+		if r, l := b.refreshes.Load(), b.logins.Load(); r != 1 || l != 2 {
+			t.Errorf("refreshes, logins = %d, %d; want 1, 2", r, l)
+		}
+	})
+	t.Run("LoginError from Refresh of a valid token is reported", func(t *testing.T) {
+		clk := newClock(t0)
+		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour}}
+		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+		t1, err := c.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.setRefreshErr(&LoginError{Account: "acct", StatusCode: 403, Message: "no"})
+		clk.Add(31 * time.Minute)
+		c.Token(t.Context())
+		eventually(t, "refresh failure", func() bool { return c.Status().Failures == 1 })
+		if got, _ := c.Token(t.Context()); got != t1 || b.logins.Load() != 1 {
+			t.Errorf("after refused refresh: logins %d, token changed %v", b.logins.Load(), got != t1)
+		}
+	})
+	t.Run("Relogin refreshes a rejected token that holds a refresh secret", func(t *testing.T) {
+		clk := newClock(t0)
+		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour, withRefresh: true}}
+		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+		t1, _ := c.Token(t.Context())
+		t2, err := c.Relogin(t.Context(), t1)
+		if err != nil || t2 == t1 {
+			t.Fatalf("Relogin = %v, %v", t2, err)
+		}
+		if r, l := b.refreshes.Load(), b.logins.Load(); r != 1 || l != 1 {
+			t.Errorf("refreshes, logins = %d, %d; want 1, 1", r, l)
+		}
+	})
+}
+
+func TestCacheBrowserOnlyBroker(t *testing.T) {
+	b := &browserBroker{&fakeBroker{now: time.Now}}
+	c := NewCache("acct", b, nil, CacheOptions{})
+	if st := c.Status().State; st != StateNeedsLogin {
+		t.Errorf("initial state = %q, want needs login", st)
+	}
+	_, err := c.Token(t.Context())
+	if !errors.Is(err, ErrLoginRequired) || !strings.Contains(err.Error(), `"acct"`) {
+		t.Fatalf("err = %v, want ErrLoginRequired naming the account", err)
+	}
+	if st := c.Status().State; st != StateNeedsLogin {
+		t.Errorf("state = %q, want needs login", st)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if n := b.logins.Load(); n != 1 {
+		t.Errorf("logins = %d, want 1 (Run must not log in)", n)
+	}
+}
+
+func TestCacheWaiterCancelDoesNotAbortLogin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &fakeBroker{now: time.Now, life: time.Hour, gate: make(chan struct{})}
+		c := NewCache("acct", b, nil, CacheOptions{})
+		ctx1, cancel1 := context.WithCancel(t.Context())
+		var err1, err2 error
+		var tok2 *Token
+		var wg sync.WaitGroup
+		wg.Go(func() { _, err1 = c.Token(ctx1) })
+		wg.Go(func() { tok2, err2 = c.Token(t.Context()) })
+		synctest.Wait()
+		cancel1()
+		synctest.Wait()
+		time.Sleep(time.Second)
+		close(b.gate)
+		wg.Wait()
+		if !errors.Is(err1, context.Canceled) {
+			t.Errorf("cancelled waiter: err = %v, want context.Canceled", err1)
+		}
+		if err2 != nil || tok2 == nil {
+			t.Errorf("other waiter: %v, %v; want a token", tok2, err2)
+		}
+		if n := b.ctxDoneEnd.Load(); n != 0 {
+			t.Errorf("login context was cancelled by a waiter")
+		}
+	})
+}
+
+func TestCacheLoginTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &fakeBroker{now: time.Now, life: time.Hour, gate: make(chan struct{})}
+		c := NewCache("acct", b, nil, CacheOptions{LoginTimeout: 5 * time.Second})
+		start := time.Now()
+		_, err := c.Token(t.Context())
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != 5*time.Second {
+			t.Errorf("login gave up after %s, want 5s", d)
+		}
+	})
+}
+
+func TestCacheNoGainRenewal(t *testing.T) {
+	// 5paisa-like: every login's token expires at the same end of day.
+	clk := newClock(t0)
+	eod := t0.Add(15 * time.Hour)
+	var logins atomic.Int64
+	b := loginFunc(func(context.Context) (*Token, error) {
+		n := logins.Add(1)
+		exp := eod
+		if !clk.Now().Before(eod) {
+			exp = eod.Add(24 * time.Hour)
+		}
+		return &Token{Access: Secret(fmt.Sprint("tok-", n)), Obtained: clk.Now(), Expiry: exp}, nil
+	})
+	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+	if _, err := c.Token(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(8 * time.Hour) // past the midpoint
+	c.Token(t.Context())
+	eventually(t, "midday renewal", func() bool { return logins.Load() == 2 && c.Status().State == StateReady })
+	for _, d := range []time.Duration{time.Hour, 3 * time.Hour, 3*time.Hour + 59*time.Minute} {
+		clk.Set(t0.Add(8 * time.Hour).Add(d))
+		c.Token(t.Context())
+		time.Sleep(5 * time.Millisecond)
+		if n := logins.Load(); n != 2 {
+			t.Fatalf("at %s: logins = %d, want 2 (renewal gains nothing before expiry)", clk.Now(), n)
+		}
+	}
+	clk.Set(eod.Add(time.Second))
+	tok, err := c.Token(t.Context())
+	if err != nil || !tok.Expiry.After(eod) || logins.Load() != 3 {
+		t.Fatalf("after end of day: %v, %v, logins %d", tok, err, logins.Load())
+	}
+}
+
+func TestCacheEvents(t *testing.T) {
+	clk := newClock(t0)
+	var events eventLog
+	b := &fakeBroker{now: clk.Now, life: time.Hour}
+	c := NewCache("acct", b, newMemStore(), CacheOptions{Now: clk.Now, OnEvent: events.add})
+	t1, _ := c.Token(t.Context())
+	c.Invalidate(t1)
+	c.Invalidate(t1) // no-op
+	b.setErr(&LoginError{Account: "acct", Message: "no"})
+	c.Token(t.Context())
+	want := []string{EventLogin, EventSaved, EventInvalidated, EventLoginFailed}
+	if got := events.kinds(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	for _, e := range events.all() {
+		if e.Account != "acct" {
+			t.Errorf("event %+v lacks the account", e)
+		}
+	}
+}
+
+// eventLog collects OnEvent calls.
+type eventLog struct {
+	mu sync.Mutex
+	ev []Event
+}
+
+func (l *eventLog) add(e Event) {
+	l.mu.Lock()
+	l.ev = append(l.ev, e)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) all() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Event(nil), l.ev...)
+}
+
+func (l *eventLog) kinds() []string {
+	var k []string
+	for _, e := range l.all() {
+		k = append(k, e.Kind)
+	}
+	return k
+}
+
+func (l *eventLog) has(kind string) bool {
+	for _, k := range l.kinds() {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
