@@ -33,7 +33,7 @@ func (fakeBroker) Inject(r *http.Request, t *auth.Token) error {
 	return nil
 }
 func (fakeBroker) Rejected(resp *http.Response, _ func() []byte) bool { return resp.StatusCode == 401 }
-func (fakeBroker) Bypass(r *http.Request) bool                      { return strings.HasPrefix(r.URL.Path, "/auth/") }
+func (fakeBroker) Bypass(r *http.Request) bool                        { return strings.HasPrefix(r.URL.Path, "/auth/") }
 
 // memSource is an in-memory TokenSource issuing tok-1, tok-2, ...
 type memSource struct {
