@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -184,4 +185,13 @@ type NotConfiguredError struct {
 
 func (e *NotConfiguredError) Error() string {
 	return fmt.Sprintf("account %q is not configured: unset variables %v", e.Account, e.Missing)
+}
+
+// StreamRewriter is implemented by a Broker that authenticates a WebSocket
+// in-band (Tradovate's "authorize" frame). After the broker accepts an
+// upgrade, every byte the client sends to host passes through the returned
+// writer, which forwards it to toBroker, rewritten where needed. Bytes the
+// broker sends are relayed untouched.
+type StreamRewriter interface {
+	RewriteStream(host string, t *Token, toBroker io.Writer) io.Writer
 }

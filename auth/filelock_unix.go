@@ -48,7 +48,7 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		if wait < 50*time.Millisecond {
+		if wait < 10*time.Millisecond {
 			wait *= 2
 		}
 	}

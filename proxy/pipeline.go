@@ -129,7 +129,10 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols || !acct.Broker.Rejected(resp, peeker(resp)) {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return wrapStream(resp, acct.Broker, st.host, tok), nil
+	}
+	if !acct.Broker.Rejected(resp, peeker(resp)) {
 		return resp, nil
 	}
 	// The broker refused the token: drop it, log in once more, replay.
@@ -142,8 +145,35 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 	st.replayed = true
 	again := out.Clone(ctx)
 	again.Header = pristine
-	return p.attempt(again, st, fresh)
+	resp, err = p.attempt(again, st, fresh)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp = wrapStream(resp, acct.Broker, st.host, fresh)
+	}
+	return resp, err
 }
+
+// wrapStream routes the client-to-broker bytes of an upgraded connection
+// through the broker's StreamRewriter, when it has one. ReverseProxy copies
+// client bytes into resp.Body's Write and broker bytes out of its Read.
+func wrapStream(resp *http.Response, b auth.Broker, host string, tok *auth.Token) *http.Response {
+	sr, ok := b.(auth.StreamRewriter)
+	if !ok {
+		return resp
+	}
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		return resp
+	}
+	resp.Body = &rewrittenStream{ReadWriteCloser: rwc, w: sr.RewriteStream(host, tok, rwc)}
+	return resp
+}
+
+type rewrittenStream struct {
+	io.ReadWriteCloser
+	w io.Writer
+}
+
+func (s *rewrittenStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 func (p *Proxy) attempt(req *http.Request, st *reqState, tok *auth.Token) (*http.Response, error) {
 	if st.hasBody {

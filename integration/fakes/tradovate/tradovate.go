@@ -386,10 +386,18 @@ type loginResponse struct {
 	PCaptcha               bool   `json:"p-captcha,omitempty"`
 }
 
-// loginFields are the fields an accesstokenrequest body may hold.
-var loginFieldKinds = map[string]string{
-	"name": "string", "password": "string", "appId": "string", "appVersion": "string",
-	"cid": "cid", "sec": "string", "deviceId": "string", "p-ticket": "string", "hibpCheck": "bool",
+// loginFieldKind says what type an accesstokenrequest field has ("string",
+// "cid": an integer or a string, "bool"), or "" for a field not documented.
+func loginFieldKind(name string) string {
+	switch name {
+	case "name", "password", "appId", "appVersion", "sec", "deviceId", "p-ticket":
+		return "string"
+	case "cid":
+		return "cid"
+	case "hibpCheck":
+		return "bool"
+	}
+	return ""
 }
 
 func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
@@ -562,8 +570,8 @@ func parseLoginBody(body []byte) (map[string]string, string) {
 	sort.Strings(keys)
 	out := make(map[string]string, len(m))
 	for _, k := range keys {
-		kind, ok := loginFieldKinds[k]
-		if !ok {
+		kind := loginFieldKind(k)
+		if kind == "" {
 			return nil, fmt.Sprintf("unknown field %q", k)
 		}
 		switch v := m[k].(type) {
