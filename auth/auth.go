@@ -122,6 +122,14 @@ type Bypasser interface {
 	Bypass(r *http.Request) bool
 }
 
+// Restorer is implemented by a Broker that must know about a token an
+// earlier run obtained: a TOTP broker marks that login's code as spent so a
+// restarted proxy never sends it twice. The Cache calls Restore for every
+// token it loads from the Store.
+type Restorer interface {
+	Restore(t *Token)
+}
+
 // Store persists tokens between runs and processes. Load returns an error
 // wrapping ErrNotFound when nothing is stored under key.
 type Store interface {

@@ -209,6 +209,9 @@ func (c *Cache) Load(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
+	if r, ok := c.broker.(Restorer); ok {
+		r.Restore(t)
+	}
 	c.mu.Lock()
 	now := c.now()
 	used := false

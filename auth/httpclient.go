@@ -96,6 +96,7 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 	deadline, _ := ctx.Deadline()
 	target := safeURL(req.URL)
 	var nextWait time.Duration
+	var attemptStart time.Time
 	retries := 0
 
 	rc := &retryablehttp.Client{
@@ -105,6 +106,7 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 		RetryWaitMax: c.opts.WaitMax,
 		RetryMax:     c.opts.Max,
 		RequestLogHook: func(_ retryablehttp.Logger, r *http.Request, attempt int) {
+			attemptStart = time.Now()
 			c.logger.Debug("broker auth request", "method", r.Method, "url", target, "attempt", attempt+1)
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
@@ -132,7 +134,10 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 					wait = max(wait, ra)
 				}
 			}
-			if time.Now().Add(wait).After(deadline) {
+			// Retry only if the wait plus a reserve for the attempt itself
+			// fits in the budget; otherwise answer with what we have.
+			reserve := max(2*time.Since(attemptStart), c.opts.WaitMin)
+			if time.Now().Add(wait + reserve).After(deadline) {
 				return false, nil
 			}
 			retries++

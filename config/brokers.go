@@ -186,7 +186,7 @@ func (b *acct) forbid(why string, keys ...string) {
 // problem message or "".
 func (b *acct) check(k string, fn func(string) string) {
 	v, ok := b.a.Values[k]
-	if !ok || v == "" {
+	if !ok || v == "" || b.unset[k] {
 		return
 	}
 	if msg := fn(v); msg != "" {
@@ -280,9 +280,11 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 				continue
 			}
 			if len(missing) > 0 {
+				// Kept (with the unset variables expanded to "") so that
+				// which keys the table has stays visible; the account is
+				// unconfigured, so the value is never used.
 				a.Missing = append(a.Missing, missing...)
 				b.unset[k] = true
-				continue
 			}
 			a.Values[k] = s
 		}
@@ -340,7 +342,7 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 		b.defaultRedirect(listen)
 		if _, given := b.present["scope"]; !given {
 			a.Values["scope"] = DefaultScope
-		} else if v, ok := a.Values["scope"]; ok && strings.TrimSpace(v) == "" {
+		} else if v := a.Values["scope"]; !b.unset["scope"] && !b.bad["scope"] && strings.TrimSpace(v) == "" {
 			p.add(b.present["scope"], "must not be empty (leave it out for "+strconv.Quote(DefaultScope)+")")
 		}
 		if _, given := b.present["fill_client_id"]; !given {
@@ -390,7 +392,7 @@ func checkRedirect(v string) string {
 func (p *parser) accountHosts(b *acct, hf *field) brokerInfo {
 	a := b.a
 	// Hand the brokers the secret in the form the TOTP libraries expect.
-	if v, ok := a.Values["totp_secret"]; ok && !b.bad["totp_secret"] {
+	if v, ok := a.Values["totp_secret"]; ok && !b.bad["totp_secret"] && !b.unset["totp_secret"] {
 		if n := normalizeTOTPSecret(v); n != "" {
 			a.Values["totp_secret"] = n
 		}

@@ -218,7 +218,7 @@ func TestBrokers(t *testing.T) {
 			env:         []string{"CODE", ""},
 			wantType:    "tradingo",
 			wantHosts:   []string{"tradingorestapi.swastika.co.in"},
-			wantValues:  map[string]string{},
+			wantValues:  map[string]string{"client_code": "", "mpin": "", "totp_secret": ""}, // present, never used
 			wantMissing: []string{"CODE", "MPIN", "TOTP"},
 		},
 		{
@@ -236,6 +236,22 @@ sec = "s"`,
 			wantValues: map[string]string{"environment": "live", "username": "u", "password": "p$w", "app_id": "app", "app_version": "1.0", "cid": "8", "sec": "s"},
 		},
 		{
+			name: "tradovate credentials unconfigured",
+			src: `type = "tradovate"
+environment = "demo"
+username = "${USER}"
+password = "${PW}"
+app_id = "app"
+app_version = "1.0"
+cid = "8"
+sec = "x${SEC}"`,
+			wantType:  "tradovate",
+			wantHosts: []string{"demo.tradovateapi.com", "md.tradovateapi.com"},
+			wantValues: map[string]string{"environment": "demo", "username": "", "password": "", "app_id": "app",
+				"app_version": "1.0", "cid": "8", "sec": "x"},
+			wantMissing: []string{"PW", "SEC", "USER"},
+		},
+		{
 			name:       "tradovate oauth",
 			src:        `type = "tradovate"` + "\n" + `environment = "demo"` + "\n" + `client_id = "id"` + "\n" + `client_secret = "cs"`,
 			wantType:   "tradovate",
@@ -247,7 +263,7 @@ sec = "s"`,
 			src:         `type = "tradovate"` + "\n" + `environment = "${ENV}"` + "\n" + `client_id = "id"` + "\n" + `client_secret = "cs"`,
 			wantType:    "tradovate",
 			wantHosts:   []string{"demo.tradovateapi.com", "live.tradovateapi.com", "md.tradovateapi.com"},
-			wantValues:  map[string]string{"client_id": "id", "client_secret": "cs", "redirect_uri": "http://127.0.0.1:8899/callback/acct"},
+			wantValues:  map[string]string{"environment": "", "client_id": "id", "client_secret": "cs", "redirect_uri": "http://127.0.0.1:8899/callback/acct"},
 			wantMissing: []string{"ENV"},
 		},
 		{
@@ -257,6 +273,16 @@ sec = "s"`,
 			wantHosts: []string{"openapi.5paisa.com", "openfeed.5paisa.com", "aopenfeed.5paisa.com", "bopenfeed.5paisa.com"},
 			wantValues: map[string]string{"app_key": "k", "user_id": "u", "encryption_key": "e",
 				"client_code": "c", "pin": "1", "totp_secret": goodTOTP},
+		},
+		{
+			name:      "fivepaisa totp unconfigured",
+			src:       `type = "fivepaisa"` + "\n" + `app_key = "${K}"` + "\n" + `user_id = "u"` + "\n" + `encryption_key = "e"` + "\n" + `client_code = "c"` + "\n" + `pin = "${PIN}"` + "\n" + `totp_secret = "JB${PART}"`,
+			env:       []string{"K", "k"},
+			wantType:  "fivepaisa",
+			wantHosts: []string{"openapi.5paisa.com", "openfeed.5paisa.com", "aopenfeed.5paisa.com", "bopenfeed.5paisa.com"},
+			wantValues: map[string]string{"app_key": "k", "user_id": "u", "encryption_key": "e",
+				"client_code": "c", "pin": "", "totp_secret": "JB"},
+			wantMissing: []string{"PART", "PIN"},
 		},
 		{
 			name:       "fivepaisa browser",
@@ -272,6 +298,15 @@ sec = "s"`,
 			wantHosts: []string{"trade.pocketful.in"},
 			wantValues: map[string]string{"client_id": "id", "client_secret": "cs", "scope": "orders holdings",
 				"fill_client_id": "true", "redirect_uri": "http://127.0.0.1:8899/callback/acct"},
+		},
+		{
+			name:      "pocketful scope unset",
+			src:       `type = "pocketful"` + "\n" + `client_id = "id"` + "\n" + `client_secret = "cs"` + "\n" + `scope = "${SCOPE}"` + "\n" + `redirect_uri = "${CB}"`,
+			wantType:  "pocketful",
+			wantHosts: []string{"trade.pocketful.in"},
+			wantValues: map[string]string{"client_id": "id", "client_secret": "cs", "scope": "",
+				"fill_client_id": "true", "redirect_uri": ""},
+			wantMissing: []string{"CB", "SCOPE"},
 		},
 		{
 			name:      "pocketful explicit",

@@ -120,6 +120,16 @@ func (g *Generator) Code(ctx context.Context) (string, error) {
 	}
 }
 
+// MarkUsed records that the code of t's time step was already spent (by an
+// earlier run of the program), so Code never hands it out again.
+func (g *Generator) MarkUsed(t time.Time) {
+	g.sem <- struct{}{}
+	defer func() { <-g.sem }()
+	if step := stepOf(t); !g.used || step > g.last {
+		g.used, g.last = true, step
+	}
+}
+
 // stepOf is the RFC 6238 counter for t (floor division, so times before
 // 1970 stay ordered).
 func stepOf(t time.Time) int64 {

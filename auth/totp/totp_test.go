@@ -185,3 +185,23 @@ func TestConcurrentCodesUseDistinctSteps(t *testing.T) {
 		}
 	})
 }
+
+func TestMarkUsedSkipsThatStep(t *testing.T) {
+	base := time.Unix(1_700_000_020, 0) // 10 s into a step (steps start at multiples of 30 s)
+	var now atomic.Int64
+	now.Store(base.UnixNano())
+	g, err := New("JBSWY3DPEHPK3PXP", func() time.Time { return time.Unix(0, now.Load()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.MarkUsed(base.Add(-5 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.Code(ctx); err == nil {
+		t.Fatal("Code handed out a step marked used")
+	}
+	now.Store(base.Add(Period).UnixNano())
+	if _, err := g.Code(context.Background()); err != nil {
+		t.Fatalf("next step: %v", err)
+	}
+}

@@ -427,3 +427,13 @@ func cleanMessage(s string) string {
 	}
 	return s
 }
+
+// Restore marks the TOTP step of a token obtained by an earlier run as
+// spent, so a restarted proxy never reuses that login's code.
+func (b *Broker) Restore(t *auth.Token) {
+	if t != nil && !t.Obtained.IsZero() {
+		b.totp.MarkUsed(t.Obtained)
+	}
+}
+
+var _ auth.Restorer = (*Broker)(nil)

@@ -39,7 +39,7 @@ func cmdEnv(ctx context.Context, args []string, e env) error {
 	case "sh", "bash", "zsh", "":
 		printShell(e.stdout, vars, cfg, func(k, v string) string { return "export " + k + "=" + shQuote(v) }, "#")
 	case "fish":
-		printShell(e.stdout, vars, cfg, func(k, v string) string { return "set -gx " + k + " " + shQuote(v) + ";" }, "#")
+		printShell(e.stdout, vars, cfg, func(k, v string) string { return "set -gx " + k + " " + fishQuote(v) + ";" }, "#")
 	case "powershell", "pwsh":
 		printShell(e.stdout, vars, cfg, func(k, v string) string { return "$env:" + k + " = " + psQuote(v) }, "#")
 	default:
@@ -101,6 +101,10 @@ func printPython(w io.Writer, vars map[string]string, cfg *config.Config) error 
 }
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// fishQuote: inside fish's single quotes only \\ and \' are escapes.
+func fishQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
 func psQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 func pyQuote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "'"

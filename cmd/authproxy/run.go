@@ -65,12 +65,19 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	// asked for port 0 the real one is only known now.
 	fixRedirects(cfg, addr)
 
-	w, err := wire(ctx, cfg, logger, time.Now)
+	metrics := proxy.NewMetrics()
+	dash := proxy.NewDashboard(proxy.DashboardOptions{})
+	pages := http.NewServeMux()
+	pages.Handle("GET /metrics", metrics)
+	pages.Handle("/", dash)
+	w, err := wire(ctx, cfg, logger, time.Now, metrics.OnEvent, dash.OnEvent)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	p, err := proxy.New(proxy.Options{
+		Extra:        pages,
+		Observe:      func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) },
 		Logger:       logger,
 		Listen:       addr,
 		CA:           ca,
@@ -87,6 +94,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		ln.Close()
 		return err
 	}
+	metrics.SetStatus(p.Status)
+	dash.SetStatus(p.Status)
 	srv := &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: 30 * time.Second,

@@ -175,8 +175,9 @@ type wiring struct {
 }
 
 // wire builds brokers and caches for every account. listen is the address
-// the proxy is reachable on (for default redirect URIs).
-func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time) (*wiring, error) {
+// the proxy is reachable on (for default redirect URIs). Each onEvent hook
+// receives every cache event (metrics, dashboard).
+func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time, onEvent ...func(auth.Event)) (*wiring, error) {
 	w := &wiring{cfg: cfg, log: logger}
 	w.upstream = proxy.UpstreamOptions{CAFile: cfg.Upstream.CAFile, Resolve: cfg.Upstream.Resolve, Timeout: cfg.Upstream.Timeout}
 	tr, err := proxy.NewTransport(w.upstream)
@@ -203,7 +204,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 		}
 		pa.Broker = b
 		c := auth.NewCache(a.Name, b, store, auth.CacheOptions{Now: now, Margin: cfg.Limits.RefreshAhead,
-			Logger: logger.With("account", a.Name)})
+			Logger: logger.With("account", a.Name), OnEvent: fanOut(onEvent)})
 		if err := c.Load(ctx); err != nil {
 			logger.Warn("could not read the saved token", "account", a.Name, "err", err)
 		}
@@ -211,6 +212,18 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 		w.caches = append(w.caches, c)
 	}
 	return w, nil
+}
+
+// fanOut calls every hook; nil when there are none.
+func fanOut(hooks []func(auth.Event)) func(auth.Event) {
+	if len(hooks) == 0 {
+		return nil
+	}
+	return func(ev auth.Event) {
+		for _, h := range hooks {
+			h(ev)
+		}
+	}
 }
 
 // newStore opens the token store named by [store].
