@@ -396,7 +396,7 @@ func (c *Cache) Status() Status {
 		st.State = StateRefreshing
 	case st.HasToken:
 		st.State = StateReady
-	case c.needsLogin || (shown == nil && !c.canRenew):
+	case c.needsLogin || !c.canRenew:
 		st.State = StateNeedsLogin
 	case c.lastErr != nil:
 		st.State = StateError

@@ -166,6 +166,7 @@ func New(opts Options) (*Proxy, error) {
 		Transport:      roundTripperFunc(p.roundTrip),
 		ErrorHandler:   p.errorHandler,
 		ErrorLog:       log.New(logWriter{p.log}, "", 0),
+		BufferPool:     newCopyBuffers(),
 	}
 	p.own = p.ownEndpoints()
 	p.mitm = newMITMServer(p)

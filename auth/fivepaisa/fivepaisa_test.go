@@ -584,3 +584,30 @@ func TestNewValidates(t *testing.T) {
 		t.Error("NewBrowser accepted an account with pin/totp_secret")
 	}
 }
+
+// With auth.Cache: past 23:59:59 IST the next Token call logs in again by
+// itself, and the fresh token lasts until the next day's cutoff.
+func TestCacheLogsInAgainAfterCutoff(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.broker(t, nil)
+	c := auth.NewCache("fp", b, auth.NewFileStore(t.TempDir()+"/tokens.json"), auth.CacheOptions{Now: e.clk.Now, Logger: e.logger})
+	tok, err := c.Token(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(tok.Expiry.Sub(e.clk.Now()) + time.Second)
+	tok2, err := c.Token(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok2 == tok || e.fake.Logins() != 2 {
+		t.Fatalf("after the cutoff: logins %d, same token %v", e.fake.Logins(), tok2 == tok)
+	}
+	if !tok2.Expiry.Equal(tok.Expiry.AddDate(0, 0, 1)) || !tok2.Valid(e.clk.Now()) {
+		t.Errorf("new token expires %v, want %v", tok2.Expiry, tok.Expiry.AddDate(0, 0, 1))
+	}
+	resp, peek := e.call(t, b, tok2, "V3/OrderBook", `{"body":{}}`)
+	if resp.StatusCode != 200 || b.Rejected(resp, peek) {
+		t.Errorf("new token refused: %s", peek())
+	}
+}

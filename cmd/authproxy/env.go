@@ -101,6 +101,7 @@ func printPython(w io.Writer, vars map[string]string, cfg *config.Config) error 
 }
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
 // fishQuote: inside fish's single quotes only \\ and \' are escapes.
 func fishQuote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"

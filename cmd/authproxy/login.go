@@ -160,6 +160,10 @@ func loginViaProxy(ctx context.Context, cfg *config.Config, a *config.Account, a
 	if err != nil {
 		return err
 	}
+	if first.State == "unconfigured" {
+		return fmt.Errorf("the proxy running on %s has account %q unconfigured (%s); restart it with those variables set",
+			addr, a.Name, first.Reason)
+	}
 	if !first.Interactive {
 		fmt.Fprintf(e.stdout, "Account %s (%s) logs in by itself; no browser login is needed.\n", a.Name, a.Type)
 		if first.State == auth.StateReady {
