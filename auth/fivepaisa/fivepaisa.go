@@ -656,7 +656,7 @@ func (s *session) Rejected(resp *http.Response, peek func() []byte) bool {
 		return false
 	}
 	status, msg, ok := ParseStatus(peek())
-	return (ok && status == StatusInvalidSession+1) || strings.EqualFold(strings.TrimSpace(msg), "Invalid Session")
+	return (ok && status == StatusInvalidSession) || strings.EqualFold(strings.TrimSpace(msg), "Invalid Session")
 }
 
 // Bypass reports whether r goes to 5paisa's own login endpoints, which a
