@@ -78,7 +78,8 @@ const (
 	maxTokenLen   = 16 << 10
 )
 
-// bypassPaths are Tradovate's token endpoints a client may call itself.
+// bypassPath reports whether p is one of Tradovate's token endpoints, which a
+// client may call itself.
 func bypassPath(p string) bool {
 	p = strings.ToLower(path.Clean("/" + p))
 	switch p {

@@ -198,18 +198,18 @@ type ticketInfo struct {
 type Fake struct {
 	opts Options
 
-	mu         sync.Mutex
-	ttl        time.Duration
-	queue      []Answer
-	tokens     map[string]*tokenInfo
-	sessions   []*session
-	refresh    map[string]*refreshInfo
-	codes      map[string]*codeInfo
-	tickets    map[string]*ticketInfo
-	redirects  map[string]string
-	counters   Counters
-	requests   []Recorded
-	loginBodys [][]byte
+	mu          sync.Mutex
+	ttl         time.Duration
+	queue       []Answer
+	tokens      map[string]*tokenInfo
+	sessions    []*session
+	refresh     map[string]*refreshInfo
+	codes       map[string]*codeInfo
+	tickets     map[string]*ticketInfo
+	redirects   map[string]string
+	counters    Counters
+	requests    []Recorded
+	loginBodies [][]byte
 }
 
 // New returns a Fake. Zero durations take their defaults; a nil Now means
@@ -308,8 +308,8 @@ func (f *Fake) Requests() []Recorded {
 func (f *Fake) LoginBodies() [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([][]byte, len(f.loginBodys))
-	for i, b := range f.loginBodys {
+	out := make([][]byte, len(f.loginBodies))
+	for i, b := range f.loginBodies {
 		out[i] = bytes.Clone(b)
 	}
 	return out
@@ -423,7 +423,7 @@ func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
-	f.loginBodys = append(f.loginBodys, bytes.Clone(body))
+	f.loginBodies = append(f.loginBodies, bytes.Clone(body))
 	f.mu.Unlock()
 	fields, problem := parseLoginBody(body)
 	if problem != "" {
