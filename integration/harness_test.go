@@ -263,6 +263,7 @@ type curlResult struct {
 	Status int
 	Body   string
 	Header http.Header
+	Proto  string // "HTTP/1.1", "HTTP/2" ... from the final response's status line
 	Err    string
 }
 
@@ -296,7 +297,9 @@ func curl(t *testing.T, env []string, args ...string) curlResult {
 		if strings.TrimSpace(blocks[i]) == "" {
 			continue
 		}
-		for _, line := range strings.Split(blocks[i], "\n")[1:] {
+		lines := strings.Split(blocks[i], "\n")
+		res.Proto, _, _ = strings.Cut(lines[0], " ")
+		for _, line := range lines[1:] {
 			if k, v, ok := strings.Cut(line, ":"); ok {
 				res.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 			}

@@ -58,6 +58,13 @@ func TestTradingoEndToEnd(t *testing.T) {
 		t.Fatalf("fake saw %d requests, Authorization %q", len(reqs), reqs[len(reqs)-1].Authorization)
 	}
 
+	// HTTP/2 from the client is served on the decrypted connection.
+	h2 := curl(t, env, "--http2", "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"Uid":"`+tgClientCode+`"}`, orderBookURL)
+	if h2.Status != 200 || !strings.HasPrefix(h2.Proto, "HTTP/2") {
+		t.Fatalf("curl --http2: status %d proto %q err %s", h2.Status, h2.Proto, h2.Err)
+	}
+
 	// A client that sends its own (stale) Authorization has it replaced.
 	res = curl(t, env, "-X", "POST", "-H", "Authorization: Bearer stale-token-from-notebook",
 		"-H", "Content-Type: application/json", "-d", `{"Uid":"`+tgClientCode+`"}`, orderBookURL)
