@@ -30,8 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -60,7 +58,7 @@ const (
 
 const (
 	maxBody       = 1 << 20 // token and trading_info answers are small
-	maxMessageLen = 300     // broker text passed on to the person
+	maxMessageLen = auth.MaxMessageLen
 	istOffset     = 5*3600 + 1800
 )
 
@@ -182,7 +180,7 @@ func (b *Broker) AuthURL(state, redirectURI string) string {
 // errors.Is/As.
 func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.Values) (*auth.Token, error) {
 	if e := callback.Get("error"); e != "" {
-		msg := cleanMessage(e + ": " + callback.Get("error_description"))
+		msg := auth.BrokerMessage(e + ": " + callback.Get("error_description"))
 		return nil, &auth.LoginError{Account: b.cfg.Account, Message: strings.TrimSuffix(msg, ":")}
 	}
 	code := callback.Get("code")
@@ -197,9 +195,9 @@ func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.
 		return nil, b.exchangeError(err, code)
 	}
 	if tt := ot.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "unexpected token_type " + strconv.Quote(cleanMessage(tt))}
+		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "unexpected token_type " + strconv.Quote(auth.BrokerMessage(tt))}
 	}
-	if !isB64Token(ot.AccessToken) {
+	if !auth.IsB64Token(ot.AccessToken) {
 		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the token response has a malformed access_token"}
 	}
 	var lifetime time.Duration
@@ -216,7 +214,7 @@ func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.
 		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the new token has already expired; check the system clock"}
 	}
 	if s, ok := ot.Extra("scope").(string); ok && s != "" {
-		t.Meta[MetaScope] = cleanMessage(s)
+		t.Meta[MetaScope] = auth.BrokerMessage(s)
 	}
 	cid, err := b.tradingInfo(ctx, t.Access)
 	if err != nil {
@@ -241,7 +239,7 @@ func (b *Broker) exchangeError(err error, code string) error {
 		if re.ErrorDescription != "" {
 			msg += ": " + re.ErrorDescription
 		}
-		msg = b.scrub(cleanMessage(msg), code)
+		msg = b.scrub(auth.BrokerMessage(msg), code)
 		if msg == "" {
 			msg = "the token endpoint answered " + statusText(status)
 		}
@@ -255,7 +253,7 @@ func (b *Broker) exchangeError(err error, code string) error {
 	}
 	// x/oauth2's own complaints ("server response missing access_token",
 	// unparsable JSON): the broker answered, but not with a token.
-	msg := b.scrub(cleanMessage(strings.TrimPrefix(err.Error(), "oauth2: ")), code)
+	msg := b.scrub(auth.BrokerMessage(strings.TrimPrefix(err.Error(), "oauth2: ")), code)
 	return &auth.LoginError{Account: b.cfg.Account, Message: msg}
 }
 
@@ -291,7 +289,7 @@ func (b *Broker) tradingInfo(ctx context.Context, access auth.Secret) (string, e
 	if resp.StatusCode != http.StatusOK || jerr != nil || ans.Status != "success" {
 		msg := statusText(resp.StatusCode)
 		if jerr == nil && (ans.ErrorType != "" || ans.Message != "") {
-			msg += ": " + cleanMessage(strings.TrimSpace(ans.ErrorType+" "+ans.Message))
+			msg += ": " + auth.BrokerMessage(strings.TrimSpace(ans.ErrorType+" "+ans.Message))
 		}
 		return "", fmt.Errorf("trading_info answered %s", b.scrub(msg, access.Reveal()))
 	}
@@ -462,47 +460,4 @@ func statusText(status int) string {
 		return "HTTP " + strconv.Itoa(status) + " " + t
 	}
 	return "HTTP " + strconv.Itoa(status)
-}
-
-// isB64Token reports whether s fits RFC 6750's b64token, so it can go into
-// an Authorization header as is.
-func isB64Token(s string) bool {
-	if s == "" || len(s) > 16<<10 {
-		return false
-	}
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// cleanMessage makes broker text safe to show and log: valid UTF-8, no
-// control characters, collapsed spaces, at most maxMessageLen bytes.
-func cleanMessage(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxMessageLen {
-		cut := maxMessageLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
 }

@@ -19,7 +19,7 @@ func FuzzParseLoginResponse(f *testing.F) {
 			if status < 200 || status > 299 {
 				t.Fatalf("token from HTTP %d", status)
 			}
-			if !isB64Token(tok) {
+			if !auth.IsB64Token(tok) {
 				t.Fatalf("token %q is not header-safe", tok)
 			}
 			return

@@ -26,8 +26,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/totp"
@@ -44,7 +42,7 @@ const GenerationSource = "FTLTP"
 
 const (
 	maxLoginBody   = 1 << 20 // a login answer is a few hundred bytes
-	maxMessageLen  = 300     // broker text passed on to clients
+	maxMessageLen  = auth.MaxMessageLen
 	defaultLockout = time.Minute
 )
 
@@ -343,10 +341,10 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 	}
 	msg := ""
 	if env.ResponseException != nil {
-		msg = cleanMessage(env.ResponseException.ExceptionMessage)
+		msg = auth.BrokerMessage(env.ResponseException.ExceptionMessage)
 	}
 	if msg == "" && env.Message != "" && !strings.EqualFold(env.Message, "Request successful.") {
-		msg = cleanMessage(env.Message)
+		msg = auth.BrokerMessage(env.Message)
 	}
 	if status < 200 || status > 299 {
 		if msg == "" {
@@ -362,7 +360,7 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 	}
 	if env.Result == nil || env.Result.Data == nil || env.Result.Data.AccessToken == "" {
 		if msg == "" && env.Result != nil {
-			msg = cleanMessage(env.Result.ResponseMessage)
+			msg = auth.BrokerMessage(env.Result.ResponseMessage)
 		}
 		if msg == "" {
 			msg = "login response has no access token"
@@ -372,7 +370,7 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 		return fail(msg)
 	}
 	tok := env.Result.Data.AccessToken
-	if !isB64Token(tok) {
+	if !auth.IsB64Token(tok) {
 		return fail("login response has a malformed access token")
 	}
 	return tok, nil
@@ -383,49 +381,6 @@ func statusText(status int) string {
 		return t
 	}
 	return "HTTP " + strconv.Itoa(status)
-}
-
-// isB64Token reports whether s fits RFC 6750's b64token, so it can go into
-// an Authorization header as is.
-func isB64Token(s string) bool {
-	if s == "" || len(s) > 16<<10 {
-		return false
-	}
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// cleanMessage makes broker text safe to show and log: valid UTF-8, no
-// control characters, collapsed spaces, at most maxMessageLen bytes.
-func cleanMessage(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxMessageLen {
-		cut := maxMessageLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
 }
 
 // Restore marks the TOTP step of a token obtained by an earlier run as

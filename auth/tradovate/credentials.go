@@ -452,7 +452,7 @@ func (b *Broker) Refresh(ctx context.Context, old *auth.Token) (*auth.Token, err
 
 // clean makes broker text showable and strips this account's secrets.
 func (b *Broker) clean(s string) string {
-	return cleanMessage(s, b.cfg.Password.Reveal(), b.cfg.Sec.Reveal())
+	return auth.BrokerMessage(s, b.cfg.Password.Reveal(), b.cfg.Sec.Reveal())
 }
 
 // Inject sets "Authorization: Bearer <token>": the mdAccessToken on the md

@@ -231,7 +231,7 @@ func (b *OAuthBroker) failure(ctx context.Context, op string, err error, refresh
 		// An answer x/oauth2 could not use (no access_token, not JSON); its
 		// texts quote no body.
 		return &auth.LoginError{Account: b.cfg.Account, StatusCode: http.StatusOK,
-			Message: cleanMessage(strings.TrimPrefix(err.Error(), "oauth2: "), b.secret, spent)}
+			Message: auth.BrokerMessage(strings.TrimPrefix(err.Error(), "oauth2: "), b.secret, spent)}
 	}
 	status := 0
 	var hdr http.Header
@@ -248,7 +248,7 @@ func (b *OAuthBroker) failure(ctx context.Context, op string, err error, refresh
 	if msg == "" {
 		msg = statusText(status)
 	}
-	msg = cleanMessage(msg, b.secret, spent)
+	msg = auth.BrokerMessage(msg, b.secret, spent)
 	b.log.WarnContext(ctx, "tradovate "+op+" refused", "status", status, "message", msg)
 	switch {
 	case status == http.StatusTooManyRequests:

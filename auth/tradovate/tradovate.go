@@ -39,8 +39,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/authproxy/authproxy/auth"
 )
@@ -74,7 +72,7 @@ const Lockout = time.Hour
 
 const (
 	maxBody       = 1 << 20 // token answers are a few hundred bytes
-	maxMessageLen = 300     // broker text passed on to clients
+	maxMessageLen = auth.MaxMessageLen
 	maxTokenLen   = 16 << 10
 )
 
@@ -196,33 +194,6 @@ func validToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// cleanMessage makes broker text safe to show and log: valid UTF-8, no
-// control characters, collapsed spaces, at most maxMessageLen bytes, and
-// none of secrets.
-func cleanMessage(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			s = strings.ReplaceAll(s, sec, auth.Redacted)
-		}
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxMessageLen {
-		cut := maxMessageLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
 }
 
 func statusText(code int) string {
