@@ -249,6 +249,14 @@ func TestUnconfiguredAccount(t *testing.T) {
 	if fake.LoginAttempts() != 0 || len(fake.Requests()) != 0 {
 		t.Fatal("an unconfigured account reached the broker")
 	}
+	// A client logging in by itself still reaches Tradingo's login endpoint
+	// untouched: it needs no token.
+	res = curl(t, env, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"Totp":"000000"}`,
+		"https://"+tgHost+"/auth/TOTP/VerifyTotp")
+	if res.Header.Get("X-Authproxy-Error") != "" || fake.LoginAttempts() != 1 || !strings.Contains(res.Body, "IsError") {
+		t.Fatalf("client's own login: status %d header %q attempts %d body %s", res.Status,
+			res.Header.Get("X-Authproxy-Error"), fake.LoginAttempts(), res.Body)
+	}
 }
 
 func TestCheckAndEnvCommands(t *testing.T) {

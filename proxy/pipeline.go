@@ -45,7 +45,7 @@ func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, 
 		return
 	}
 	st.acct = acct
-	if b, ok := acct.Broker.(auth.Bypasser); ok && acct.Broker != nil && b.Bypass(r) {
+	if acct.bypasses(r) {
 		st.bypass = true
 	} else {
 		if len(acct.Missing) > 0 || acct.Source == nil {
@@ -59,6 +59,14 @@ func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, 
 	}
 	out := r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 	p.rp.ServeHTTP(w, out)
+}
+
+// bypasses reports whether r goes to the broker's own login endpoints.
+func (a *Account) bypasses(r *http.Request) bool {
+	if b, ok := a.Broker.(auth.Bypasser); ok {
+		return b.Bypass(r)
+	}
+	return a.Bypass != nil && a.Bypass(r)
 }
 
 // bufferBody reads the request body (bounded by MaxBody) so that it can be

@@ -50,6 +50,10 @@ type Account struct {
 	Missing []string    // unset environment variables: the account is unconfigured
 	// RedirectURI is where an interactive login's callback lands.
 	RedirectURI string
+	// Bypass, for an account without a Broker (unconfigured), still
+	// recognises the broker's own login endpoints, which are forwarded
+	// untouched and need no token.
+	Bypass func(*http.Request) bool
 
 	requests counters
 }

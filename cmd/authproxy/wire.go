@@ -6,13 +6,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/fivepaisa"
+	"github.com/authproxy/authproxy/auth/pocketful"
 	"github.com/authproxy/authproxy/auth/tradingo"
+	"github.com/authproxy/authproxy/auth/tradovate"
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/proxy"
@@ -194,6 +198,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 		pa := &proxy.Account{Name: a.Name, Type: a.Type, Hosts: a.Hosts, Missing: a.Missing, RedirectURI: a.Get("redirect_uri")}
 		w.accounts = append(w.accounts, pa)
 		if !a.Configured() {
+			pa.Bypass = typeBypass(a.Type)
 			logger.Warn("account is unconfigured: its requests get not_configured", "account", a.Name,
 				"type", a.Type, "missing", strings.Join(a.Missing, ","))
 			continue
@@ -204,7 +209,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 		}
 		pa.Broker = b
 		c := auth.NewCache(a.Name, b, store, auth.CacheOptions{Now: now, Margin: cfg.Limits.RefreshAhead,
-			Logger: logger.With("account", a.Name), OnEvent: fanOut(onEvent)})
+			Logger: logger, OnEvent: fanOut(onEvent)}) // the cache adds "account" itself
 		if err := c.Load(ctx); err != nil {
 			logger.Warn("could not read the saved token", "account", a.Name, "err", err)
 		}
@@ -234,6 +239,26 @@ func newStore(_ context.Context, cfg *config.Config, _ *slog.Logger) (auth.Store
 	default:
 		return nil, fmt.Errorf("[store] kind %q is not supported by this build", cfg.Store.Kind)
 	}
+}
+
+// typeBypass recognises a broker type's own login endpoints without any
+// credentials, so clients can still log in themselves through the proxy
+// while the account is unconfigured.
+func typeBypass(typ string) func(*http.Request) bool {
+	var b auth.Bypasser
+	switch typ {
+	case "tradingo":
+		b = &tradingo.Broker{}
+	case "tradovate":
+		b = &tradovate.Broker{}
+	case "fivepaisa":
+		b = &fivepaisa.Broker{}
+	case "pocketful":
+		b = &pocketful.Broker{}
+	default:
+		return nil
+	}
+	return b.Bypass
 }
 
 // newBroker is the factory: one case per broker type.
