@@ -131,8 +131,17 @@ func (p *Proxy) accountStatus(a *Account, now time.Time) AccountStatus {
 		as.State = "locked out"
 		as.Reason = "until " + l.Format(time.RFC3339)
 	}
-	if as.State == "error" {
+	switch {
+	case as.State == auth.StateError:
 		as.Reason = s.LastError
+	case (as.State == auth.StateEmpty || as.State == auth.StateExpired) && !as.Interactive:
+		// The proxy logs in by itself: the account serves requests.
+		if as.State == auth.StateEmpty {
+			as.Reason = "not logged in yet: logs in on the first request"
+		} else {
+			as.Reason = "token expired: logs in again on the next request"
+		}
+		as.State = auth.StateReady
 	}
 	return as
 }
