@@ -67,6 +67,12 @@ type CacheOptions struct {
 	// OnEvent, when set, is called synchronously (from the goroutine that
 	// did the work, never under a lock) for each Event.
 	OnEvent func(Event)
+	// LeaseTTL: with a Store that is a Leaser, how long the account's lease
+	// outlives a holder that died; default 10s.
+	LeaseTTL time.Duration
+	// SyncInterval: with a Store that is a Watcher, how often Run re-reads
+	// the store besides every announcement; default 5s.
+	SyncInterval time.Duration
 }
 
 // Event reports something a Cache did, for metrics and status pages.
@@ -89,6 +95,10 @@ type Status struct {
 	Failures    int64
 	Rejections  int64
 	HasToken    bool // a valid token is being served
+	// StoreError is why the last call to a shared token store (Leaser)
+	// failed, "" while it works. Valid tokens are served from memory
+	// meanwhile.
+	StoreError string
 }
 
 // Cache holds one account's token: it serves a valid token at once, renews
@@ -129,6 +139,10 @@ type Cache struct {
 	lastErr     error
 	saveErr     error
 	needsLogin  bool
+
+	leaseTTL     time.Duration // shared store: see lease.go
+	syncInterval time.Duration
+	storeErr     error
 
 	logins, refreshes, failures, rejections atomic.Int64
 }
@@ -175,6 +189,13 @@ func NewCache(name string, b Broker, s Store, opts CacheOptions) *Cache {
 	}
 	if c.renewPerHour == 0 {
 		c.renewPerHour = DefaultRenewPerHour
+	}
+	c.leaseTTL, c.syncInterval = opts.LeaseTTL, opts.SyncInterval
+	if c.leaseTTL <= 0 {
+		c.leaseTTL = DefaultLeaseTTL
+	}
+	if c.syncInterval <= 0 {
+		c.syncInterval = DefaultSyncInterval
 	}
 	_, refresher := b.(Refresher)
 	c.canRenew = refresher
@@ -316,8 +337,14 @@ func (c *Cache) Set(ctx context.Context, t *Token) error {
 
 // Run renews the token ahead of expiry, with or without traffic, until ctx
 // is done. It does nothing for brokers that only log in through a browser
-// and cannot refresh.
+// and cannot refresh. With a Store that is a Watcher it also picks up
+// tokens other processes save.
 func (c *Cache) Run(ctx context.Context) {
+	if w, ok := c.store.(Watcher); ok {
+		done := make(chan struct{})
+		go func() { defer close(done); c.syncLoop(ctx, w) }()
+		defer func() { <-done }()
+	}
 	if !c.canRenew {
 		<-ctx.Done()
 		return
@@ -388,6 +415,11 @@ func (c *Cache) Status() Status {
 		st.LastError = c.redactLocked(c.lastErr.Error())
 	case c.saveErr != nil:
 		st.LastError = c.redactLocked("save token: " + c.saveErr.Error())
+	case c.storeErr != nil:
+		st.LastError = c.redactLocked("token store: " + c.storeErr.Error())
+	}
+	if c.storeErr != nil {
+		st.StoreError = c.redactLocked(c.storeErr.Error())
 	}
 	switch {
 	case !st.LockedUntil.IsZero():
@@ -505,9 +537,10 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 	ctx, cancel := context.WithTimeout(base, c.loginTimeout)
 	defer cancel()
 	start := time.Now()
-	tok, kind, err := c.obtain(ctx, old, usable, tryRefresh)
+	tok, kind, sh, err := c.obtainFlight(ctx, f, old, usable, tryRefresh)
+	defer sh.release(c)
 	now := c.now()
-	if err == nil {
+	if err == nil && !sh.isAdopted() {
 		tok, err = c.check(tok, now)
 	}
 	if err != nil {
@@ -518,12 +551,23 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 	}
 
 	c.saveMu.Lock()
-	saveErr := c.save(base, tok)
+	saveErr := c.saveFlight(base, tok, sh)
 	c.mu.Lock()
 	c.serveLocked(tok, now, f.proactive && old != nil && !old.Expiry.IsZero() && !tok.Expiry.After(old.Expiry), f)
 	c.saveErr = saveErr
 	c.mu.Unlock()
 	c.saveMu.Unlock()
+
+	if sh.isAdopted() {
+		if r, ok := c.broker.(Restorer); ok {
+			r.Restore(tok)
+		}
+		c.log.Info("picked up the token another authproxy obtained", "expires", tok.Expiry)
+		c.emit(EventSynced, nil)
+		f.tok = tok
+		close(f.done)
+		return
+	}
 
 	if kind == EventRefresh {
 		c.refreshes.Add(1)
@@ -633,7 +677,9 @@ func (c *Cache) failed(f *flight, kind string, now time.Time, took time.Duration
 			c.lockedUntil = floor
 		}
 		c.lockErr = err
-	case errors.As(err, &le):
+	case errors.As(err, &le) && le.StatusCode < 500:
+		// A refusal is held; a broker's 5xx is an outage, not a verdict on
+		// the credentials: the next request after it recovers logs in.
 		c.failUntil = now.Add(c.failureHold)
 		c.failErr = err
 	}

@@ -246,7 +246,17 @@ func retryableError(err error) bool {
 	if errors.As(err, &dnsErr) {
 		return dnsErr.IsTemporary || dnsErr.IsTimeout
 	}
-	return false
+	return h2Reset(err)
+}
+
+// h2Reset reports an HTTP/2 stream or connection the server reset or lost:
+// HTTP/2's form of a reset connection. net/http's HTTP/2 error types are
+// unexported, so they are recognised by their text.
+func h2Reset(err error) bool {
+	s := err.Error()
+	return (strings.Contains(s, "stream error: stream ID") && strings.Contains(s, "received from peer")) ||
+		strings.Contains(s, "http2: client connection lost") ||
+		strings.Contains(s, "http2: server sent GOAWAY")
 }
 
 // IsTLSError reports whether err is a failure to trust the server's

@@ -64,8 +64,8 @@ func (d *Dashboard) SetStatus(f func() StatusReport) { d.status.Store(&f) }
 
 // Observe counts one proxied request toward today's numbers.
 func (d *Dashboard) Observe(rec RequestRecord) {
-	if rec.Account == "" {
-		return
+	if rec.Account == "" || rec.Outcome == "bypass" {
+		return // a broker's own login pages are not the user's requests
 	}
 	d.count(rec.Account, func(c *dayCounts) { c.requests++ })
 }
@@ -445,6 +445,7 @@ td.err { color: var(--bad); font-size: .85em; max-width: 24em; overflow-wrap: an
 .state.off, .state.idle { color: var(--muted); }
 .state.busy { color: #1f5fa8; }
 .countdown { font-variant-numeric: tabular-nums; }
+.countdown, a.button, td.num, th { white-space: nowrap; }
 a.button { display: inline-block; padding: .3em .9em; border-radius: .3em; background: #1f5fa8; color: #fff; text-decoration: none; font-weight: 600; }
 a.button:hover, a.button:focus { background: #174a84; }
 pre { background: #f4f4f4; padding: .6em; overflow-x: auto; }

@@ -547,7 +547,9 @@ func headDescription(raw []byte) string {
 }
 
 // Inject writes t into r. Every Authorization header the client sent is
-// replaced by "Authorization: bearer <token>". On hosts other than the
+// replaced by "Authorization: bearer <token>". The market-feed socket
+// (FeedPath on a feed host) gets Value1=<token>|<client code> in its query,
+// replacing the client's. On hosts other than the
 // streaming ones, a JSON body (Content-Type application/json or +json, or no
 // Content-Type and a body starting with "{") gets head.key and
 // body.ClientCode (see [RewriteBody]) and a fixed Content-Length; other
@@ -566,6 +568,11 @@ func (s *session) Inject(r *http.Request, t *auth.Token) error {
 		}
 	}
 	r.Header.Set("Authorization", "bearer "+t.Access.Reveal())
+	if isFeedRequest(r) {
+		if err := s.feedCredentials(r, t); err != nil {
+			return err
+		}
+	}
 	if isFeedHost(requestHost(r)) || r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}

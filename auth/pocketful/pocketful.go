@@ -317,8 +317,9 @@ func validClientID(s string) bool {
 // Inject sets "Authorization: Bearer <token>" on r, first removing every
 // Authorization header the client sent. With FillClientID it adds
 // client_id to a GET route that needs it (NeedsClientID) when the query
-// has none. On the market-data WebSocket it sets access_token (and
-// login_id when missing) in the query, where Pocketful reads them.
+// has none. On the market-data WebSocket (FeedPath, any case) it sets
+// access_token and login_id (the token's client id, when known) in the
+// query, replacing the client's, where Pocketful reads them.
 func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	if t == nil || t.Access == "" {
 		return fmt.Errorf("pocketful account %q: no token to inject", b.cfg.Account)
@@ -338,10 +339,12 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	cid := t.Meta[MetaClientID]
 	p := path.Clean("/" + r.URL.Path)
 	switch {
-	case p == FeedPath:
+	case strings.EqualFold(p, FeedPath):
 		setQuery(r.URL, "access_token", t.Access.Reveal(), true)
 		if cid != "" {
-			setQuery(r.URL, "login_id", cid, false)
+			// The token belongs to this client id: a placeholder the
+			// client sent would only get the socket refused.
+			setQuery(r.URL, "login_id", cid, true)
 		}
 	case b.cfg.FillClientID && cid != "" && r.Method == http.MethodGet && NeedsClientID(p):
 		setQuery(r.URL, "client_id", cid, false)

@@ -123,6 +123,7 @@ func inject(account string, r *http.Request, t *auth.Token) error {
 		}
 	}
 	r.Header.Set("Authorization", "Bearer "+tok.Reveal())
+	prepareUpgrade(r) // WebSocket upgrades: no compression, so the authorize frame stays readable (stream.go)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -435,8 +436,13 @@ func (d *doctor) checkCurl(ctx context.Context) {
 	if d.addr != "" {
 		if host := d.firstHost(); host != "" {
 			if err := d.handshake(ctx, host, pool); err != nil {
-				d.add(levelFail, "curl", msg+", but the proxy's certificate for "+host+" does not verify against it: "+shortErr(err),
-					"restart the proxy (it may hold an older CA than "+d.caPath+"), then re-run "+d.envCmd())
+				var ce *tls.CertificateVerificationError
+				if errors.As(err, &ce) {
+					d.add(levelFail, "curl", msg+", but the proxy's certificate for "+host+" does not verify against it: "+shortErr(err),
+						"restart the proxy (it may hold an older CA than "+d.caPath+"), then re-run "+d.envCmd())
+				} else {
+					d.add(levelFail, "curl", msg+", but a TLS connection to "+host+" through the proxy failed: "+shortErr(err), fix)
+				}
 				return
 			}
 			msg += "; the proxy's certificate for " + host + " verifies against it"
@@ -468,7 +474,12 @@ func (d *doctor) handshake(ctx context.Context, host string, pool *x509.CertPool
 		_ = conn.SetDeadline(dl)
 	}
 	target := net.JoinHostPort(host, "443")
-	if _, err := fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
+	auth := ""
+	if user := d.proxyUser(); user != nil {
+		pass, _ := user.Password()
+		auth = "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass)) + "\r\n"
+	}
+	if _, err := fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", target, target, auth); err != nil {
 		return err
 	}
 	// Read the CONNECT answer byte by byte so no TLS bytes are swallowed.
@@ -483,12 +494,28 @@ func (d *doctor) handshake(ctx context.Context, host string, pool *x509.CertPool
 		}
 		head = append(head, one[0])
 	}
-	if status, _, _ := strings.Cut(string(head), "\r\n"); !strings.Contains(status, " 200") {
+	status, _, _ := strings.Cut(string(head), "\r\n")
+	switch {
+	case strings.Contains(status, " 407"):
+		return errors.New("the proxy wants [proxy_auth] credentials: put USER:PASSWORD@ after http:// in HTTPS_PROXY")
+	case !strings.Contains(status, " 200"):
 		return fmt.Errorf("CONNECT refused: %s", status)
 	}
 	tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: pool, MinVersion: tls.VersionTLS12})
 	defer tc.Close()
 	return tc.HandshakeContext(ctx)
+}
+
+// proxyUser is the user name and password in HTTPS_PROXY, if any.
+func (d *doctor) proxyUser() *url.Userinfo {
+	for _, k := range []string{"HTTPS_PROXY", "https_proxy"} {
+		if v, ok := d.e.lookupEnv(k); ok && v != "" {
+			if u, err := url.Parse(v); err == nil && u.User != nil {
+				return u.User
+			}
+		}
+	}
+	return nil
 }
 
 // output runs a program (bounded) and returns its trimmed stdout.

@@ -15,6 +15,7 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/fivepaisa"
 	"github.com/authproxy/authproxy/auth/pocketful"
+	"github.com/authproxy/authproxy/auth/redisstore"
 	"github.com/authproxy/authproxy/auth/tradingo"
 	"github.com/authproxy/authproxy/auth/tradovate"
 	"github.com/authproxy/authproxy/certs"
@@ -203,7 +204,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 				"type", a.Type, "missing", strings.Join(a.Missing, ","))
 			continue
 		}
-		b, err := newBroker(a, w.client, now, logger.With("account", a.Name))
+		b, err := newBroker(a, w.client, now, logger)
 		if err != nil {
 			return nil, fmt.Errorf("account %q: %w", a.Name, err)
 		}
@@ -232,10 +233,32 @@ func fanOut(hooks []func(auth.Event)) func(auth.Event) {
 }
 
 // newStore opens the token store named by [store].
-func newStore(_ context.Context, cfg *config.Config, _ *slog.Logger) (auth.Store, error) {
+func newStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (auth.Store, error) {
 	switch cfg.Store.Kind {
 	case "", "file":
 		return auth.NewFileStore(filepath.Join(cfg.StateDir, "tokens.json")), nil
+	case "redis":
+		key, err := redisstore.ParseKey(cfg.Store.Key)
+		if err != nil {
+			return nil, fmt.Errorf("[store] key: %w", err)
+		}
+		redisstore.RouteClientLogs(logger)
+		s, err := redisstore.New(redisstore.Options{URL: cfg.Store.URL, Key: key, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := s.Ping(pctx); err != nil {
+			if redisstore.IsRefused(err) {
+				_ = s.Close()
+				return nil, fmt.Errorf("[store] url: %w", err)
+			}
+			// Not fatal: valid tokens are served from memory and logins
+			// go ahead alone until Redis answers (README).
+			logger.Warn("the Redis token store does not answer; continuing without sharing until it does", "err", err)
+		}
+		return s, nil
 	default:
 		return nil, fmt.Errorf("[store] kind %q is not supported by this build", cfg.Store.Kind)
 	}

@@ -32,7 +32,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
 )
 
 type flags struct {
@@ -51,6 +50,11 @@ type flags struct {
 	budget    time.Duration
 	bin       string
 	noDirect  bool
+	proxyEnv  string
+	// originInproc runs the origin inside the bench process.
+	originInproc bool
+	// serveOrigin is set in the origin's child process.
+	serveOrigin string
 }
 
 func main() {
@@ -58,7 +62,7 @@ func main() {
 	flag.DurationVar(&f.dur, "dur", 5*time.Second, "measured duration of each row and target")
 	flag.DurationVar(&f.warm, "warm", 500*time.Millisecond, "warm-up before each measured run")
 	flag.Int64Var(&f.maxReqs, "max", 200000, "at most this many requests per row and target")
-	flag.StringVar(&f.rows, "rows", "ka1,ka32,new1,new8,close1,new1nr", "rows to run (comma-separated keys; \"none\" for none)")
+	flag.StringVar(&f.rows, "rows", "ka1,ka32,new1,new8,close1,new1nr,tun1,tun32", "rows to run (comma-separated keys; \"none\" for none)")
 	flag.BoolVar(&f.mitm, "mitm", true, "also measure mitmdump")
 	flag.BoolVar(&f.mem, "mem", true, "run the memory rows (256 keep-alive clients, 1,000 idle connections)")
 	flag.DurationVar(&f.soak, "soak", 0, "after the table, soak authproxy with mixed load for this long (at most 2m) and show RSS over time")
@@ -70,7 +74,17 @@ func main() {
 	flag.DurationVar(&f.budget, "budget", 225*time.Second, "stop starting new rows after this long (the quick run stays under 4 minutes)")
 	flag.StringVar(&f.bin, "bin", "", "use this authproxy binary instead of building one")
 	flag.BoolVar(&f.noDirect, "no-direct", false, "skip the direct runs (cleaner --profile; no ratios)")
+	flag.StringVar(&f.proxyEnv, "proxy-env", "", "extra environment for authproxy (space-separated KEY=VALUE, e.g. GOMAXPROCS=1)")
+	flag.BoolVar(&f.originInproc, "origin-inproc", false, "run the origin inside the bench process (default: a child process)")
+	flag.StringVar(&f.serveOrigin, "serve-origin", "", "internal: run only the origin, in this directory")
 	flag.Parse()
+	if f.serveOrigin != "" {
+		if err := serveOriginChild(f.serveOrigin, f.originH1); err != nil {
+			fmt.Fprintln(os.Stderr, "bench origin:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if f.profile != "" {
 		f.inproc = true
 	}
@@ -105,20 +119,17 @@ func run(ctx context.Context, f flags) error {
 	}
 	defer os.RemoveAll(dir)
 
-	ca, err := fakeca.New()
-	if err != nil {
-		return err
-	}
-	caFile, err := ca.WriteCertFile(dir)
-	if err != nil {
-		return err
-	}
 	token := randomToken()
-	o, err := startOrigin(ca, caFile, token, f.originH1)
+	var o *originRef
+	if f.originInproc {
+		o, err = inprocOrigin(dir, token, f.originH1)
+	} else {
+		o, err = childOrigin(dir, token, f.originH1)
+	}
 	if err != nil {
 		return err
 	}
-	defer o.close()
+	defer o.stop()
 
 	var ap *target
 	if f.inproc {
@@ -129,7 +140,7 @@ func run(ctx context.Context, f flags) error {
 			bin, err = buildAuthproxy(dir)
 		}
 		if err == nil {
-			ap, err = startAuthproxy(bin, dir, o, token, strings.Fields(f.proxyArgs))
+			ap, err = startAuthproxy(bin, dir, o, token, strings.Fields(f.proxyArgs), strings.Fields(f.proxyEnv))
 		}
 	}
 	if err != nil {
@@ -151,7 +162,7 @@ func run(ctx context.Context, f flags) error {
 		}
 	}
 
-	lo := loadOpts{dur: f.dur, maxReqs: f.maxReqs, token: token, curves: curves}
+	lo := loadOpts{dur: f.dur, maxReqs: f.maxReqs, token: token, curves: curves, origin: o.addr, roots: o.roots}
 	header(f, o, ap, mitmNote)
 
 	if f.profile != "" {
@@ -177,10 +188,14 @@ func run(ctx context.Context, f flags) error {
 	for _, t := range targets {
 		pids = append(pids, t.pid)
 	}
+	pids = append(pids, o.pid)
 	var results [][]*rowResult
 	for _, spec := range specs {
 		var row []*rowResult
 		for _, t := range targets {
+			if spec.tunnel && t.name == "mitmdump" {
+				continue // mitmdump decrypts everything; nothing to compare
+			}
 			if ctx.Err() != nil || time.Since(began) > f.budget {
 				row = append(row, &rowResult{spec: spec, target: t.name, skipped: "time budget"})
 				continue
@@ -264,7 +279,7 @@ func mitmVersion(exe string) string {
 	return "mitmdump"
 }
 
-func header(f flags, o *origin, ap *target, mitmNote string) {
+func header(f flags, o *originRef, ap *target, mitmNote string) {
 	goVer, _ := runShort("go", "version")
 	fmt.Printf("authproxy bench — %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: nproc %d; %s; %s\n", runtime.NumCPU(), machine(), strings.TrimSpace(goVer))
@@ -275,6 +290,9 @@ func header(f flags, o *origin, ap *target, mitmNote string) {
 	if f.proxyArgs != "" {
 		mode += ", args " + f.proxyArgs
 	}
+	if f.proxyEnv != "" {
+		mode += ", env " + f.proxyEnv
+	}
 	if ap.inproc {
 		mode = "IN-PROCESS (proxy CPU/RSS include the bench's clients and origin)"
 	}
@@ -282,7 +300,7 @@ func header(f flags, o *origin, ap *target, mitmNote string) {
 	fmt.Printf("load average before the run: %s\n", strings.TrimSpace(string(la)))
 	fmt.Printf("authproxy: %s; mitmdump: %s\n", mode, mitmNote)
 	fmt.Printf("%s; clients: Go http.Client over HTTP/1.1, curves %s; POST %s (%d B body, %d B reply)\n",
-		o, f.curves, apiPath, len(apiBody), len(originReply))
+		o.desc, f.curves, apiPath, len(apiBody), len(originReply))
 	fmt.Printf("each row: %s warm-up, then %s or %d requests; ratios are req/s vs the same row's direct or mitmdump run\n\n",
 		f.warm, f.dur, f.maxReqs)
 }
@@ -300,7 +318,11 @@ func printTable(results [][]*rowResult) {
 		}
 		for _, r := range row {
 			if r.skipped != "" || r.load == nil {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tSKIPPED %s\t\n", r.spec.label, r.target, r.skipped+strings.Join(r.fail, "; "))
+				what := "SKIPPED " + r.skipped
+				if r.skipped == "" {
+					what = "FAIL: " + strings.Join(r.fail, "; ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\t\n", r.spec.label, r.target, what)
 				continue
 			}
 			l := r.load

@@ -127,17 +127,6 @@ func (o *origin) close() {
 	_ = o.srv.Shutdown(ctx)
 }
 
-// directDialer routes brokerHost:443 to the origin, like [upstream] resolve.
-func (o *origin) directDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if strings.EqualFold(addr, brokerHost+":443") {
-			addr = o.addr
-		}
-		return d.DialContext(ctx, network, addr)
-	}
-}
-
 func (o *origin) String() string {
 	protos := "h2+http/1.1"
 	if !slices.Contains(o.srv.TLSConfig.NextProtos, "h2") {

@@ -48,16 +48,24 @@ type target struct {
 func (t *target) direct() bool { return t.proxyURL == nil }
 
 // clientTLS returns the client TLS config for t.
-func (t *target) clientTLS(sessions tls.ClientSessionCache, curves []tls.CurveID) *tls.Config {
-	return &tls.Config{RootCAs: t.roots, ClientSessionCache: sessions, CurvePreferences: curves}
+func (t *target) clientTLS(roots *x509.CertPool, sessions tls.ClientSessionCache, curves []tls.CurveID) *tls.Config {
+	if roots == nil {
+		roots = t.roots
+	}
+	return &tls.Config{RootCAs: roots, ClientSessionCache: sessions, CurvePreferences: curves}
 }
 
 // transport builds a client transport for t. maxIdle is the idle pool per
 // host (the keep-alive rows size it to their concurrency).
 func (t *target) transport(sessions tls.ClientSessionCache, curves []tls.CurveID, maxIdle int) *http.Transport {
+	return t.transportTrusting(nil, sessions, curves, maxIdle)
+}
+
+// transportTrusting is transport with other roots (nil: t's own).
+func (t *target) transportTrusting(roots *x509.CertPool, sessions tls.ClientSessionCache, curves []tls.CurveID, maxIdle int) *http.Transport {
 	tr := &http.Transport{
 		DialContext:           t.dial,
-		TLSClientConfig:       t.clientTLS(sessions, curves),
+		TLSClientConfig:       t.clientTLS(roots, sessions, curves),
 		MaxIdleConnsPerHost:   maxIdle,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   20 * time.Second,
@@ -70,8 +78,8 @@ func (t *target) transport(sessions tls.ClientSessionCache, curves []tls.CurveID
 	return tr
 }
 
-func directTarget(o *origin) *target {
-	return &target{name: "direct", roots: o.ca.CertPool(), dial: o.directDialer(), stop: func() {}}
+func directTarget(o *originRef) *target {
+	return &target{name: "direct", roots: o.roots, dial: o.directDialer(), stop: func() {}}
 }
 
 func plainDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -91,7 +99,7 @@ func prepareState(stateDir, token string) error {
 }
 
 // writeConfig writes rules.toml for the bench account.
-func writeConfig(dir, stateDir string, o *origin) (string, error) {
+func writeConfig(dir, stateDir string, o *originRef) (string, error) {
 	cfg := fmt.Sprintf(`listen = "127.0.0.1:0"
 state_dir = %q
 
@@ -149,7 +157,7 @@ func cleanEnv(extra ...string) []string {
 
 // startAuthproxy runs `authproxy run` on a prepared state dir and waits until
 // it listens (state_dir/proxy.json names the bound address).
-func startAuthproxy(bin, dir string, o *origin, token string, extraArgs []string) (*target, error) {
+func startAuthproxy(bin, dir string, o *originRef, token string, extraArgs, extraEnv []string) (*target, error) {
 	stateDir := filepath.Join(dir, "state")
 	if err := prepareState(stateDir, token); err != nil {
 		return nil, err
@@ -164,7 +172,7 @@ func startAuthproxy(bin, dir string, o *origin, token string, extraArgs []string
 	}
 	args := append([]string{"run", "--config", cfg}, extraArgs...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = cleanEnv("TG_CLIENT_CODE="+tgClientCode, "TG_MPIN="+tgMPIN, "TG_TOTP_SECRET="+tgTOTPSecret)
+	cmd.Env = cleanEnv(append([]string{"TG_CLIENT_CODE=" + tgClientCode, "TG_MPIN=" + tgMPIN, "TG_TOTP_SECRET=" + tgTOTPSecret}, extraEnv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -226,7 +234,7 @@ func waitRuntime(stateDir string, exited <-chan struct{}, limit time.Duration) (
 // startInproc wires authproxy inside this process the way `authproxy run`
 // does (FileStore, auth.Cache, tradingo broker, proxy.New, net/http server),
 // for profiling with runtime/pprof.
-func startInproc(dir string, o *origin, token string) (*target, error) {
+func startInproc(dir string, o *originRef, token string) (*target, error) {
 	stateDir := filepath.Join(dir, "state-inproc")
 	if err := prepareState(stateDir, token); err != nil {
 		return nil, err
@@ -331,7 +339,7 @@ func findMitmdump() (path, note string) {
 
 // startMitmdump runs mitmdump with the injection addon, trusting the
 // origin's CA upstream, and waits until its CA exists and it accepts.
-func startMitmdump(exe, dir string, o *origin, token string) (*target, error) {
+func startMitmdump(exe, dir string, o *originRef, token string) (*target, error) {
 	_, portStr, _ := net.SplitHostPort(o.addr)
 	originPort, _ := strconv.Atoi(portStr)
 	addon := filepath.Join(dir, "inject_addon.py")

@@ -3,7 +3,8 @@
 // the vendor login page on dev-openapi.5paisa.com (auto-approving), and
 // token-checked API calls under /VendorsAPI/Service1.svc/ answering in
 // 5paisa's head/body envelope, failures included (HTTP 200 with a status
-// inside, as brokers.md §3 and the GetAccessToken doc page describe).
+// inside, as brokers.md §3 and the GetAccessToken doc page describe), and
+// the market-feed WebSocket on the feed hosts (see ws.go).
 //
 // It is stricter than the real service is known to be, so that a sloppy
 // client fails here first: a TOTP code works once, a request token works
@@ -79,8 +80,9 @@ const (
 	totpSkew          = 1
 )
 
-// Hosts returns the host names the fake answers for.
-func Hosts() []string { return []string{APIHost, VendorHost} }
+// Hosts returns the host names the fake answers for, the feed hosts
+// included.
+func Hosts() []string { return append([]string{APIHost, VendorHost}, FeedHosts()...) }
 
 // IST is India Standard Time (+05:30, no daylight saving).
 func IST() *time.Location { return time.FixedZone("IST", 5*3600+30*60) }
@@ -166,6 +168,7 @@ type Fake struct {
 	failStatus   int
 	failExchange int
 	orders       []order
+	feeds        []FeedConn
 }
 
 // New returns a Fake. Zero durations take the defaults; nil Now is time.Now.
@@ -269,6 +272,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case vendorHost && strings.EqualFold(r.URL.Path, VendorLoginPath):
 		f.serveVendorLogin(w, r)
+	case isFeedHost(host) && strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), FeedPath):
+		f.serveFeed(w, r)
 	case !apiHost:
 		f.notFound(w, r)
 	case strings.EqualFold(r.URL.Path, TOTPLoginPath):

@@ -15,6 +15,9 @@
 // expired or revoked token gets 403 {"status":"error","error_type":
 // "TokenException",...}; a missing one gets 401.
 //
+// The market-data WebSocket at /ws/v1/feeds (see ws.go) wants login_id and
+// access_token in its query.
+//
 // A Fake holds no package-level state; every method is safe for concurrent
 // use.
 package pocketful
@@ -123,6 +126,7 @@ type Fake struct {
 	counts      Counts
 	requests    []Recorded
 	orderSeq    int
+	feeds       []FeedConn
 }
 
 // New returns a Fake. Zero lifetimes take the defaults and a nil Now means
@@ -227,6 +231,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveToken(w, r)
 	case strings.HasPrefix(p, "/api/"):
 		f.serveAPI(w, r, body)
+	case p == FeedPath:
+		f.serveFeed(w, r)
 	default:
 		apiError(w, http.StatusNotFound, GeneralException, "not found")
 	}

@@ -348,6 +348,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveRenew(w, r)
 	case !md && auth == "/auth/oauthtoken":
 		f.serveOAuthToken(w, r)
+	case p == WSPath:
+		f.serveWS(w, r, host, md)
 	case strings.HasPrefix(p, "/v1/"):
 		f.serveAPI(w, r, host, md)
 	default:
