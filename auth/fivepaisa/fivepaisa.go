@@ -33,8 +33,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/totp"
@@ -53,7 +51,7 @@ const (
 
 const (
 	maxLoginBody   = 1 << 20 // login answers are a few kilobytes
-	maxMessageLen  = 300     // broker text passed on to clients
+	maxMessageLen  = auth.MaxMessageLen
 	maxTokenLen    = 16 << 10
 	defaultLockout = time.Minute
 	// cutoffHour etc. are the daily expiry of every 5paisa token, in IST.
@@ -425,7 +423,7 @@ func (s *session) clean(msg string, scrub []string) string {
 			msg = strings.ReplaceAll(msg, v, auth.Redacted)
 		}
 	}
-	return cleanMessage(msg)
+	return auth.BrokerMessage(msg)
 }
 
 // loginHead is the head of a login answer: "status"/"Status" and
@@ -529,7 +527,7 @@ func parseAccessToken(raw []byte) (access, clientCode string, err error) {
 		}
 		return "", "", &auth.LoginError{Message: msg}
 	}
-	if !isB64Token(b.AccessToken) {
+	if !auth.IsB64Token(b.AccessToken) {
 		return "", "", &auth.LoginError{Message: "GetAccessToken returned a malformed AccessToken"}
 	}
 	return b.AccessToken, strings.TrimSpace(b.ClientCode), nil
@@ -699,50 +697,4 @@ func retryAfter(v string, now time.Time) time.Duration {
 		d = t.Sub(now)
 	}
 	return min(max(d, time.Second), time.Hour)
-}
-
-// isB64Token reports whether s fits RFC 6750's b64token, so it can go into
-// an Authorization header as is.
-func isB64Token(s string) bool {
-	if s == "" || len(s) > maxTokenLen {
-		return false
-	}
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// cleanMessage makes broker text printable: valid UTF-8, no control
-// characters, collapsed spaces, at most maxMessageLen bytes.
-func cleanMessage(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxMessageLen {
-		cut := maxMessageLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	if s == "" {
-		s = "login refused"
-	}
-	return s
 }
