@@ -545,6 +545,7 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 	}
 	if err != nil {
 		f.err = fmt.Errorf("account %q: %s: %w", c.name, kind, err)
+		sh.release(c)
 		c.failed(f, kind, now, time.Since(start))
 		close(f.done)
 		return
@@ -562,7 +563,11 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 		if r, ok := c.broker.(Restorer); ok {
 			r.Restore(tok)
 		}
-		c.log.Info("picked up the token another authproxy obtained", "expires", tok.Expiry)
+		if sh.fromMemory {
+			c.log.Debug("waiting flight ends with the token picked up from the store", "expires", tok.Expiry)
+		} else {
+			c.log.Info("picked up the token another authproxy obtained", "expires", tok.Expiry)
+		}
 		c.emit(EventSynced, nil)
 		f.tok = tok
 		close(f.done)

@@ -62,8 +62,9 @@ const EventSynced = "synced"
 
 // shared says how a flight went when the Store is a Leaser.
 type shared struct {
-	lease   Lease // held: save with its fence, then release
-	adopted bool  // the token came from the store
+	lease      Lease // held: save with its fence, then release
+	adopted    bool  // the token came from the store
+	fromMemory bool  // ... and the sync loop already serves it
 }
 
 func (s *shared) isAdopted() bool { return s != nil && s.adopted }
@@ -142,7 +143,7 @@ func (c *Cache) obtainShared(ctx context.Context, l Leaser, f *flight, old *Toke
 			c.mu.Unlock()
 			now := c.now()
 			if t := c.adoptable(c.cur.Load(), old, f.proactive, now); t != nil {
-				return t, EventSynced, &shared{adopted: true}, nil
+				return t, EventSynced, &shared{adopted: true, fromMemory: true}, nil
 			}
 			if st, err := c.loadShared(ctx); err == nil {
 				if t := c.adoptable(st, old, f.proactive, c.now()); t != nil {
@@ -159,6 +160,9 @@ func (c *Cache) obtainShared(ctx context.Context, l Leaser, f *flight, old *Toke
 				}
 			case <-wait.C:
 			}
+
+		case ctx.Err() != nil:
+			return nil, kind, nil, fmt.Errorf("token lease: %w", ctx.Err())
 
 		default:
 			c.storeHealth(err)
@@ -255,7 +259,7 @@ func (c *Cache) storeHealth(err error) {
 	c.mu.Unlock()
 	switch {
 	case err != nil && was == nil:
-		c.log.Warn("token store unreachable; serving tokens from memory", "err", err)
+		c.log.Warn("token store failing; serving tokens from memory", "err", err)
 	case err == nil && was != nil:
 		c.log.Info("token store reachable again")
 	}

@@ -383,7 +383,7 @@ func TestFaultTradovateRenewal(t *testing.T) {
 		{"5xx", faulty.Status(http.StatusServiceUnavailable), 2, true},
 		{"stall", faulty.Stall(3 * faultTimeout), 1, true},
 		{"429", faulty.Status(http.StatusTooManyRequests).With("Retry-After", "1"), 1, true},
-		{"reset", faulty.Reset(), 1, false},
+		{"reset", faulty.Reset(), 1, true},
 		{"garbage", faulty.Garbage(), 1, false},
 	}
 	var names []string

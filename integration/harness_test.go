@@ -164,6 +164,10 @@ func (w *world) start(cfg string, extraArgs ...string) *proc {
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 8<<20)
+		// Whatever happens to the scanner, keep draining so the proxy never
+		// blocks writing its log.
+		defer func() { _, _ = io.Copy(io.Discard, pr) }()
 		for sc.Scan() {
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {

@@ -384,12 +384,12 @@ func TestRedisSharedStore(t *testing.T) {
 		}
 	}
 	if took > 15*time.Second {
-		t.Errorf("the survivors needed %s after the holder died; want about the 10s lease", took)
+		t.Errorf("the survivors needed %s after the holder died; want about the 10s lease\n%s", took, outputs())
 	}
 	c := fake.Counters()
 	if c.Sessions-before.Sessions != 1 || gate.aborted.Load() != 1 {
-		t.Errorf("after the holder died: %d new sessions, %d aborted logins; want 1 and 1 (counters %+v)",
-			c.Sessions-before.Sessions, gate.aborted.Load(), c)
+		t.Errorf("after the holder died: %d new sessions, %d aborted logins; want 1 and 1 (counters %+v)\n%s",
+			c.Sessions-before.Sessions, gate.aborted.Load(), c, outputs())
 	}
 	checkRaw("after the takeover")
 

@@ -59,7 +59,9 @@ type connInfo struct {
 // tunnelled (or refused without passthrough), malformed targets get 400.
 func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user string) {
 	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil || host == "" || port == "" || strings.ContainsAny(r.Host, "/ @?#") {
+	// net/http has already parsed the target into r.Host, dropping a path
+	// or user info ("host:443/x", "a@host:443"): check what the client sent.
+	if err != nil || host == "" || port == "" || strings.ContainsAny(r.Host, "/ @?#") || strings.ContainsAny(r.RequestURI, "/ @?#") {
 		http.Error(w, "authproxy: malformed CONNECT target (want host:port)", http.StatusBadRequest)
 		return
 	}
@@ -152,8 +154,10 @@ type mitmServer struct {
 func newMITMServer(p *Proxy) *mitmServer {
 	m := &mitmServer{p: p, ln: newChanListener()}
 	m.srv = &http.Server{
-		Handler:           http.HandlerFunc(m.handle),
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler: http.HandlerFunc(m.handle),
+		// A connection that never sends a request (nor finishes its TLS
+		// handshake, which net/http bounds by the same value) is idle too.
+		ReadHeaderTimeout: min(30*time.Second, p.opts.IdleTimeout),
 		IdleTimeout:       p.opts.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(logWriter{p.log}, "", 0),

@@ -88,7 +88,7 @@ func (b *broker) Refresh(ctx context.Context, old *auth.Token) (*auth.Token, err
 	return b.mint(), nil
 }
 
-func (b *broker) Inject(r *http.Request, t *auth.Token) error    { return nil }
+func (b *broker) Inject(r *http.Request, t *auth.Token) error { return nil }
 func (b *broker) Rejected(*http.Response, func() []byte) bool { return false }
 
 func (b *broker) reusedTokens() []string {

@@ -96,9 +96,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	metrics.SetStatus(p.Status)
 	dash.SetStatus(p.Status)
+	headerTimeout := 30 * time.Second
+	if idle := cfg.Limits.IdleTimeout; idle > 0 && idle < headerTimeout {
+		headerTimeout = idle // a client that sends nothing is idle
+	}
 	srv := &http.Server{
 		Handler:           p,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),

@@ -58,6 +58,11 @@ func loadConfig(c *commonFlags, e env) (*config.Config, error) {
 		return nil, &configError{path: path, err: err}
 	}
 	if c.listen != "" {
+		// The same rule as listen in rules.toml: a flag must not open the
+		// proxy to the network behind the config's back.
+		if cfg.ProxyAuth == nil && !loopbackListen(c.listen) {
+			return nil, fmt.Errorf("--listen %q is not a loopback address: add [proxy_auth] users to %s so that only they can use the proxy, or listen on 127.0.0.1", c.listen, path)
+		}
 		cfg.Listen = c.listen
 	}
 	if c.stateDir != "" {
@@ -68,6 +73,20 @@ func loadConfig(c *commonFlags, e env) (*config.Config, error) {
 		cfg.StateDir = abs
 	}
 	return cfg, nil
+}
+
+// loopbackListen reports whether a listen address accepts only local
+// connections: 127.0.0.0/8, ::1 or localhost.
+func loopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // configError prints every problem on its own line.

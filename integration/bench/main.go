@@ -31,7 +31,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
 )
 
 type flags struct {
