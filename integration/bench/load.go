@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -292,7 +293,7 @@ type memResult struct {
 
 // measureMemory runs 256 keep-alive clients for a few seconds, then holds
 // 1,000 idle keep-alive connections, sampling the proxy's RSS.
-func measureMemory(t *target, o *originRef, lo loadOpts) *memResult {
+func measureMemory(t *target, o *originRef, lo loadOpts, hold time.Duration) *memResult {
 	m := &memResult{target: t.name}
 	m.base, _ = sampleProc(t.pid)
 	before := o.counts()
@@ -369,6 +370,10 @@ func measureMemory(t *target, o *originRef, lo loadOpts) *memResult {
 	m.idleOpened = idleConns - m.idleFail
 	time.Sleep(2 * time.Second) // let the proxy settle into idle
 	m.idle1000, _ = sampleProc(t.pid)
+	if hold > 0 {
+		fmt.Fprintf(os.Stderr, "holding 1,000 idle connections to %s (pid %d) for %s\n", t.name, t.pid, hold)
+		time.Sleep(hold)
+	}
 	if m.idleFail > 0 {
 		m.fail = append(m.fail, fmt.Sprintf("1000 idle: %d connections failed (first: %v)", m.idleFail, first))
 	}

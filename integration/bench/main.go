@@ -54,6 +54,7 @@ type flags struct {
 	originInproc bool
 	// serveOrigin is set in the origin's child process.
 	serveOrigin string
+	memHold     time.Duration
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&f.proxyEnv, "proxy-env", "", "extra environment for authproxy (space-separated KEY=VALUE, e.g. GOMAXPROCS=1)")
 	flag.BoolVar(&f.originInproc, "origin-inproc", false, "run the origin inside the bench process (default: a child process)")
 	flag.StringVar(&f.serveOrigin, "serve-origin", "", "internal: run only the origin, in this directory")
+	flag.DurationVar(&f.memHold, "mem-hold", 0, "hold the 1,000 idle connections this long (to inspect the proxy)")
 	flag.Parse()
 	if f.serveOrigin != "" {
 		if err := serveOriginChild(f.serveOrigin, f.originH1); err != nil {
@@ -215,7 +217,7 @@ func run(ctx context.Context, f flags) error {
 				fmt.Printf("\nmemory rows for %s skipped: time budget\n", t.name)
 				continue
 			}
-			mems = append(mems, measureMemory(t, o, lo))
+			mems = append(mems, measureMemory(t, o, lo, f.memHold))
 		}
 		printMemory(mems, ap.inproc)
 	}
