@@ -580,7 +580,7 @@ func (s *session) Inject(r *http.Request, t *auth.Token) error {
 		return fmt.Errorf("fivepaisa account %q: read request body: %w", s.account, err)
 	}
 	ct := r.Header.Get("Content-Type")
-	trimmed := bytes.TrimSpace(data)
+	trimmed := trimJSONSpace(data)
 	if len(trimmed) == 0 || !(isJSONType(ct) || (ct == "" && trimmed[0] == '{')) {
 		setBody(r, data)
 		return nil

@@ -37,7 +37,7 @@ type member struct {
 // A body that is not JSON, or JSON that is not an object, yields an error
 // wrapping auth.ErrBadRequest that never quotes the body.
 func RewriteBody(body []byte, appKey, clientCode string) ([]byte, error) {
-	doc := bytes.TrimSpace(body)
+	doc := trimJSONSpace(body)
 	var probe json.RawMessage
 	if err := json.Unmarshal(doc, &probe); err != nil || len(doc) == 0 {
 		return nil, fmt.Errorf("%w: body labelled JSON is not JSON%s", auth.ErrBadRequest, syntaxWhere(err))
@@ -377,4 +377,10 @@ func jsonString(raw json.RawMessage) string {
 		return ""
 	}
 	return s
+}
+
+// trimJSONSpace trims the four bytes JSON counts as white space (RFC 8259
+// §2), and nothing else: a vertical tab before "{" is not JSON.
+func trimJSONSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\r\n")
 }
