@@ -72,6 +72,7 @@ type AccountStatus struct {
 	Obtained         *time.Time       `json:"obtained,omitempty"`
 	LockedUntil      *time.Time       `json:"locked_until,omitempty"`
 	LastError        string           `json:"last_error,omitempty"`
+	StoreError       string           `json:"store_error,omitempty"`
 	Logins           int64            `json:"logins"`
 	Refreshes        int64            `json:"refreshes"`
 	Failures         int64            `json:"failures"`
@@ -114,6 +115,7 @@ func (p *Proxy) accountStatus(a *Account, now time.Time) AccountStatus {
 	s := a.Source.Status()
 	as.State = s.State
 	as.LastError = s.LastError
+	as.StoreError = s.StoreError
 	as.Logins, as.Refreshes, as.Failures, as.Rejections = s.Logins, s.Refreshes, s.Failures, s.Rejections
 	if !s.Expiry.IsZero() && s.HasToken {
 		e := s.Expiry.UTC()

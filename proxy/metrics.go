@@ -26,7 +26,7 @@ type Metrics struct {
 	handler  http.Handler
 	status   atomic.Pointer[func() StatusReport]
 
-	descExpiry, descReady, descTunnels *prometheus.Desc
+	descExpiry, descReady, descTunnels, descStore *prometheus.Desc
 }
 
 // Login kinds of authproxy_logins_total.
@@ -72,6 +72,9 @@ func NewMetrics() *Metrics {
 			[]string{"account", "state"}, nil),
 		descTunnels: prometheus.NewDesc("authproxy_open_tunnels",
 			"Open CONNECT tunnels (decrypted and blind).", nil, nil),
+		descStore: prometheus.NewDesc("authproxy_store_up",
+			"1 when the account's last call to the shared token store succeeded (always 1 with the file store), else 0.",
+			[]string{"account"}, nil),
 	}
 	m.reg.MustRegister(m.requests, m.logins, m.replays, m.rejected, m.latency, statusCollector{m})
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
@@ -150,6 +153,7 @@ type statusCollector struct{ m *Metrics }
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.m.descExpiry
 	ch <- c.m.descReady
+	ch <- c.m.descStore
 	ch <- c.m.descTunnels
 }
 
@@ -166,6 +170,13 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ready = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.m.descReady, prometheus.GaugeValue, ready, a.Name, a.State)
+		if a.State != "unconfigured" {
+			up := 1.0
+			if a.StoreError != "" {
+				up = 0
+			}
+			ch <- prometheus.MustNewConstMetric(c.m.descStore, prometheus.GaugeValue, up, a.Name)
+		}
 		if a.Expiry != nil {
 			secs := a.Expiry.Sub(rep.Time).Seconds()
 			ch <- prometheus.MustNewConstMetric(c.m.descExpiry, prometheus.GaugeValue, secs, a.Name)

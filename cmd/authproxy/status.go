@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -44,7 +45,11 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 	if live {
 		fmt.Fprintf(e.stdout, "authproxy is running on %s\n\n", rep.Listen)
 	} else {
-		fmt.Fprintf(e.stdout, "authproxy is not running (%s); showing saved tokens from %s\n\n", cfg.Listen, filepath.Join(cfg.StateDir, "tokens.json"))
+		where := filepath.Join(cfg.StateDir, "tokens.json")
+		if cfg.Store.Kind == "redis" {
+			where = "the Redis store"
+		}
+		fmt.Fprintf(e.stdout, "authproxy is not running (%s); showing saved tokens from %s\n\n", cfg.Listen, where)
 	}
 	renderStatus(e.stdout, rep, time.Now())
 	return nil
@@ -80,7 +85,10 @@ func fetchStatus(ctx context.Context, cfg *config.Config) (proxy.StatusReport, b
 
 func offlineStatus(ctx context.Context, cfg *config.Config, now time.Time) (proxy.StatusReport, error) {
 	rep := proxy.StatusReport{Listen: cfg.Listen, Time: now.UTC()}
-	fsStore := auth.NewFileStore(filepath.Join(cfg.StateDir, "tokens.json"))
+	fsStore, err := newStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return rep, err
+	}
 	for _, a := range cfg.Accounts {
 		as := proxy.AccountStatus{Name: a.Name, Type: a.Type, Hosts: a.Hosts, Missing: a.Missing}
 		switch {
