@@ -45,12 +45,13 @@ func (s *FileStore) Path() string { return s.path }
 // storeFile is the on-disk shape of tokens.json.
 type storeFile struct {
 	Version int                     `json:"version"`
-	Tokens  map[string]*tokenRecord `json:"tokens"`
+	Tokens  map[string]*TokenRecord `json:"tokens"`
 }
 
-// tokenRecord is one token on disk. Plain strings: auth.Secret would marshal
-// as REDACTED.
-type tokenRecord struct {
+// TokenRecord is a token as stores persist it (JSON, before any encryption).
+// Plain strings: Secret would marshal as REDACTED. Stores use it so every
+// backend writes the same shape.
+type TokenRecord struct {
 	Access   string            `json:"access"`
 	Refresh  string            `json:"refresh,omitempty"`
 	Expiry   string            `json:"expiry,omitempty"`
@@ -59,8 +60,9 @@ type tokenRecord struct {
 	Meta     map[string]string `json:"meta,omitempty"`
 }
 
-func recordOf(t *Token) *tokenRecord {
-	r := &tokenRecord{
+// RecordOf is t as a TokenRecord.
+func RecordOf(t *Token) *TokenRecord {
+	r := &TokenRecord{
 		Access:   t.Access.Reveal(),
 		Refresh:  t.Refresh.Reveal(),
 		Expiry:   formatTime(t.Expiry),
@@ -81,7 +83,8 @@ func recordOf(t *Token) *tokenRecord {
 	return r
 }
 
-func (r *tokenRecord) token() (*Token, error) {
+// Token turns the record back into a Token; a malformed time is an error.
+func (r *TokenRecord) Token() (*Token, error) {
 	expiry, err := parseTime(r.Expiry)
 	if err != nil {
 		return nil, fmt.Errorf("expiry: %w", err)
@@ -140,7 +143,7 @@ func (s *FileStore) Load(ctx context.Context, key string) (*Token, error) {
 	if !ok || r == nil {
 		return nil, fmt.Errorf("token store %s: account %q: %w", s.path, key, ErrNotFound)
 	}
-	t, err := r.token()
+	t, err := r.Token()
 	if err != nil {
 		return nil, fmt.Errorf("token store %s: account %q: %w", s.path, key, err)
 	}
@@ -166,7 +169,7 @@ func (s *FileStore) All(ctx context.Context) (map[string]*Token, error) {
 		if r == nil {
 			continue
 		}
-		t, err := r.token()
+		t, err := r.Token()
 		if err != nil {
 			return nil, fmt.Errorf("token store %s: account %q: %w", s.path, k, err)
 		}
@@ -181,7 +184,7 @@ func (s *FileStore) Save(ctx context.Context, key string, t *Token) error {
 	if t == nil {
 		return fmt.Errorf("token store %s: account %q: nil token", s.path, key)
 	}
-	rec := recordOf(t)
+	rec := RecordOf(t)
 	return s.update(ctx, func(f *storeFile) bool {
 		f.Tokens[key] = rec
 		return true
@@ -229,7 +232,7 @@ func (s *FileStore) parse(data []byte) (*storeFile, error) {
 		return nil, fmt.Errorf("token store %s: unsupported version %d", s.path, f.Version)
 	}
 	if f.Tokens == nil {
-		f.Tokens = map[string]*tokenRecord{}
+		f.Tokens = map[string]*TokenRecord{}
 	}
 	return &f, nil
 }
@@ -250,10 +253,10 @@ func (s *FileStore) update(ctx context.Context, change func(*storeFile) bool) er
 	f, err := s.read()
 	switch {
 	case errors.Is(err, ErrNotFound):
-		f = &storeFile{Version: fileStoreVersion, Tokens: map[string]*tokenRecord{}}
+		f = &storeFile{Version: fileStoreVersion, Tokens: map[string]*TokenRecord{}}
 	case err != nil:
 		s.logger().Warn("replacing unreadable token store", "path", s.path, "err", err)
-		f = &storeFile{Version: fileStoreVersion, Tokens: map[string]*tokenRecord{}}
+		f = &storeFile{Version: fileStoreVersion, Tokens: map[string]*TokenRecord{}}
 	}
 	if !change(f) {
 		return nil

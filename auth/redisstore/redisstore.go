@@ -467,17 +467,6 @@ func (s *Store) Watch(ctx context.Context, key string) <-chan struct{} {
 	return ch
 }
 
-// record is a token as stored (before encryption). Plain strings:
-// auth.Secret would marshal as REDACTED.
-type record struct {
-	Access   string            `json:"access"`
-	Refresh  string            `json:"refresh,omitempty"`
-	Expiry   string            `json:"expiry,omitempty"`
-	Obtained string            `json:"obtained,omitempty"`
-	Aux      map[string]string `json:"aux,omitempty"`
-	Meta     map[string]string `json:"meta,omitempty"`
-}
-
 // aad binds a stored value to its account and format version.
 func aad(account string) []byte {
 	return append([]byte{recordVersion}, account...)
@@ -488,19 +477,7 @@ func (s *Store) seal(account string, t *auth.Token) ([]byte, error) {
 	if t == nil {
 		return nil, errors.New("nil token")
 	}
-	r := record{
-		Access:   t.Access.Reveal(),
-		Refresh:  t.Refresh.Reveal(),
-		Expiry:   formatTime(t.Expiry),
-		Obtained: formatTime(t.Obtained),
-		Meta:     t.Meta,
-	}
-	if len(t.Aux) > 0 {
-		r.Aux = make(map[string]string, len(t.Aux))
-		for k, v := range t.Aux {
-			r.Aux[k] = v.Reveal()
-		}
-	}
+	r := auth.RecordOf(t)
 	plain, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode token: %w", err)
@@ -532,46 +509,15 @@ func (s *Store) open(account string, raw []byte) (*auth.Token, error) {
 		return nil, errors.New("cannot decrypt the stored token: is [store] key the same for every authproxy sharing this Redis?")
 	}
 	defer clear(plain)
-	var r record
+	var r auth.TokenRecord
 	if err := json.Unmarshal(plain, &r); err != nil {
 		return nil, errors.New("stored token is not valid JSON")
 	}
-	expiry, err := parseTime(r.Expiry)
+	t, err := r.Token()
 	if err != nil {
-		return nil, fmt.Errorf("stored token expiry: %w", err)
-	}
-	obtained, err := parseTime(r.Obtained)
-	if err != nil {
-		return nil, fmt.Errorf("stored token obtained: %w", err)
-	}
-	t := &auth.Token{
-		Access:   auth.Secret(r.Access),
-		Refresh:  auth.Secret(r.Refresh),
-		Expiry:   expiry,
-		Obtained: obtained,
-		Meta:     r.Meta,
-	}
-	if len(r.Aux) > 0 {
-		t.Aux = make(map[string]auth.Secret, len(r.Aux))
-		for k, v := range r.Aux {
-			t.Aux[k] = auth.Secret(v)
-		}
+		return nil, fmt.Errorf("stored token: %w", err)
 	}
 	return t, nil
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	return time.Parse(time.RFC3339Nano, s)
 }
 
 func randomHex(n int) string {
