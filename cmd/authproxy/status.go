@@ -69,6 +69,9 @@ func fetchStatus(ctx context.Context, cfg *config.Config) (proxy.StatusReport, b
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+addr+"/status", nil)
+	if user, pass := statusCredentials(cfg, ""); user != "" {
+		req.SetBasicAuth(user, pass.Reveal())
+	}
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
 	if resp, err := client.Do(req); err == nil {
 		defer resp.Body.Close()
