@@ -235,12 +235,13 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // copyBuffers recycles the ReverseProxy's response-copy buffers; without a
-// pool it allocates 32 KiB for every request (see BENCHMARKS.md).
+// pool it allocates 32 KiB for every request (see BENCHMARKS.md). 16 KiB is
+// the largest TLS record, so no read from upstream fills more.
 type copyBuffers struct{ pool sync.Pool }
 
 func newCopyBuffers() *copyBuffers {
 	return &copyBuffers{pool: sync.Pool{New: func() any {
-		b := make([]byte, 32<<10)
+		b := make([]byte, 16<<10)
 		return &b
 	}}}
 }

@@ -291,18 +291,16 @@ type memResult struct {
 	fail                 []string
 }
 
-// measureMemory runs 256 keep-alive clients for a few seconds, then holds
-// 1,000 idle keep-alive connections, sampling the proxy's RSS.
-func measureMemory(t *target, o *originRef, lo loadOpts, hold time.Duration) *memResult {
-	m := &memResult{target: t.name}
+// measure256 runs 256 keep-alive clients against a freshly started t for
+// a few seconds and records the proxy's peak RSS while they are connected.
+func measure256(t *target, o *originRef, lo loadOpts, hold time.Duration, m *memResult) {
 	m.base, _ = sampleProc(t.pid)
 	before := o.counts()
-
 	spec := rowSpec{key: "mem256", label: "256 keep-alive clients", mode: keepAlive, conc: 256}
 	cs := newClientSet(t, spec, lo)
+	defer cs.close()
 	ml := lo
 	ml.dur, ml.maxReqs = 3*time.Second, 1<<40
-	// Sample the peak while the 256 connections are open and busy.
 	var peak procSample
 	stopSampler := make(chan struct{})
 	sampled := make(chan struct{})
@@ -322,9 +320,13 @@ func measureMemory(t *target, o *originRef, lo loadOpts, hold time.Duration) *me
 		}
 	}()
 	r := runLoad(t, spec, cs, ml)
-	end, _ := sampleProc(t.pid) // connections still open and idle
+	end, _ := sampleProc(t.pid) // the 256 connections are still open, now idle
 	close(stopSampler)
 	<-sampled
+	if hold > 0 {
+		fmt.Fprintf(os.Stderr, "holding 256 keep-alive connections to %s (pid %d) for %s\n", t.name, t.pid, hold)
+		time.Sleep(hold)
+	}
 	if end.rss > peak.rss {
 		peak = end
 	}
@@ -332,13 +334,26 @@ func measureMemory(t *target, o *originRef, lo loadOpts, hold time.Duration) *me
 	if r.errs > 0 {
 		m.fail = append(m.fail, fmt.Sprintf("256 clients: %d errors (first: %s)", r.errs, r.firstErr))
 	}
-	cs.close()
-	time.Sleep(500 * time.Millisecond)
+	if d := o.counts().sub(before); d.bad > 0 || d.logins > 0 || d.ok != r.n {
+		m.fail = append(m.fail, fmt.Sprintf("256 clients: %d requests without the bearer, %d logins, origin answered %d of %d",
+			d.bad, d.logins, d.ok, r.n))
+	}
+}
 
-	// 1,000 idle connections: one client per connection, one request each,
-	// then nothing.
+// measureIdle opens 1,000 keep-alive connections to a freshly started t (one
+// client per connection, one request each), leaves them idle and records
+// the proxy's RSS.
+func measureIdle(t *target, o *originRef, lo loadOpts, hold time.Duration, m *memResult) {
 	const idleConns = 1000
+	before := o.counts()
 	trs := make([]*http.Transport, idleConns)
+	defer func() {
+		for _, tr := range trs {
+			if tr != nil {
+				tr.CloseIdleConnections()
+			}
+		}
+	}()
 	sessions := tls.NewLRUClientSessionCache(64)
 	var (
 		wg     sync.WaitGroup
@@ -380,14 +395,10 @@ func measureMemory(t *target, o *originRef, lo loadOpts, hold time.Duration) *me
 	if m.idle1000.fds < idleConns {
 		m.fail = append(m.fail, fmt.Sprintf("1000 idle: proxy holds only %d fds", m.idle1000.fds))
 	}
-	for _, tr := range trs {
-		tr.CloseIdleConnections()
+	if d := o.counts().sub(before); d.bad > 0 || d.logins > 0 || d.ok != int64(m.idleOpened) {
+		m.fail = append(m.fail, fmt.Sprintf("1000 idle: %d requests without the bearer, %d logins, origin answered %d of %d",
+			d.bad, d.logins, d.ok, m.idleOpened))
 	}
-	d := o.counts().sub(before)
-	if d.bad > 0 || d.logins > 0 {
-		m.fail = append(m.fail, fmt.Sprintf("%d requests without the bearer, %d logins", d.bad, d.logins))
-	}
-	return m
 }
 
 // soakSample is one reading during the soak.

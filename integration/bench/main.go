@@ -1,18 +1,18 @@
 // Command bench measures what authproxy costs a trading script: it starts a
 // TLS origin impersonating Tradingo's API (a fakeca leaf for
-// tradingorestapi.swastika.co.in that checks the Authorization header),
-// builds and runs the real authproxy binary with a cached token, and runs
-// the same load directly, through authproxy and through mitmdump (with an
-// equivalent header-injection addon), back to back:
+// tradingorestapi.swastika.co.in that checks the Authorization header; in a
+// child process of its own), builds and runs the real authproxy binary with
+// a cached token, and runs the same load directly, through authproxy and
+// through mitmdump (with an equivalent header-injection addon), back to back:
 //
-//	go run ./integration/bench                 # the quick run, under 4 minutes
-//	go run ./integration/bench --soak 2m       # add a soak showing RSS over time
-//	go run ./integration/bench --profile cpu.pprof --no-mitm   # in-process proxy, CPU profile
+//	go run ./integration/bench                  # the quick run, under 4 minutes
+//	go run ./integration/bench --soak 2m        # add a soak showing RSS over time
+//	go run ./integration/bench --profile cpu.pprof --mitm=false   # in-process proxy, CPU profile
 //
 // Every request must reach the origin once, with the injected bearer, and
 // no login may reach the broker; a row where that fails is marked FAIL.
 // Proxy CPU per request comes from /proc/<pid>/stat, RSS from
-// /proc/<pid>/status.
+// /proc/<pid>/status. BENCHMARKS.md records a run and explains the columns.
 package main
 
 import (
@@ -77,7 +77,7 @@ func main() {
 	flag.StringVar(&f.proxyEnv, "proxy-env", "", "extra environment for authproxy (space-separated KEY=VALUE, e.g. GOMAXPROCS=1)")
 	flag.BoolVar(&f.originInproc, "origin-inproc", false, "run the origin inside the bench process (default: a child process)")
 	flag.StringVar(&f.serveOrigin, "serve-origin", "", "internal: run only the origin, in this directory")
-	flag.DurationVar(&f.memHold, "mem-hold", 0, "hold the 1,000 idle connections this long (to inspect the proxy)")
+	flag.DurationVar(&f.memHold, "mem-hold", 0, "hold the 256 and the 1,000 connections of the memory rows this long (to inspect the proxy)")
 	flag.Parse()
 	if f.serveOrigin != "" {
 		if err := serveOriginChild(f.serveOrigin, f.originH1); err != nil {
@@ -132,34 +132,46 @@ func run(ctx context.Context, f flags) error {
 	}
 	defer o.stop()
 
-	var ap *target
+	// Each proxy can be started afresh: the memory rows and the soak each
+	// get a new process, so that one measurement does not inherit another's
+	// connections or heap.
+	var startAP func() (*target, error)
 	if f.inproc {
-		ap, err = startInproc(dir, o, token)
+		startAP = func() (*target, error) { return startInproc(dir, o, token) }
 	} else {
 		bin := f.bin
 		if bin == "" {
-			bin, err = buildAuthproxy(dir)
+			if bin, err = buildAuthproxy(dir); err != nil {
+				return err
+			}
 		}
-		if err == nil {
-			ap, err = startAuthproxy(bin, dir, o, token, strings.Fields(f.proxyArgs), strings.Fields(f.proxyEnv))
+		startAP = func() (*target, error) {
+			return startAuthproxy(bin, dir, o, token, strings.Fields(f.proxyArgs), strings.Fields(f.proxyEnv))
 		}
 	}
+	ap, err := startAP()
 	if err != nil {
 		return err
 	}
-	defer ap.stop()
+	defer func() { ap.stop() }()
 
-	var mitm *target
+	var (
+		mitm      *target
+		startMitm func() (*target, error)
+	)
 	mitmNote := "not measured (--mitm=false)"
 	if f.mitm {
 		if exe, note := findMitmdump(); exe == "" {
 			mitmNote = "UNAVAILABLE: " + note
-		} else if mitm, err = startMitmdump(exe, dir, o, token); err != nil {
-			mitmNote = "UNAVAILABLE: " + err.Error()
-			mitm = nil
 		} else {
-			defer mitm.stop()
-			mitmNote = mitmVersion(exe)
+			startMitm = func() (*target, error) { return startMitmdump(exe, dir, o, token) }
+			if mitm, err = startMitm(); err != nil {
+				mitmNote = "UNAVAILABLE: " + err.Error()
+				mitm, startMitm = nil, nil
+			} else {
+				defer func() { mitm.stop() }()
+				mitmNote = mitmVersion(exe)
+			}
 		}
 	}
 
@@ -207,28 +219,42 @@ func run(ctx context.Context, f flags) error {
 	}
 	printTable(results)
 
+	if s, err := sampleProc(ap.pid); err == nil && !ap.inproc {
+		fmt.Printf("\nauthproxy after the table: RSS %.1f MiB (peak %.1f MiB), %d threads, %d fds; %s so far\n",
+			mib(s.rss), mib(s.hwm), s.threads, s.fds, time.Since(began).Round(time.Second))
+	}
 	var mems []*memResult
 	if f.mem {
-		for _, t := range []*target{ap, mitm} {
-			if t == nil || ctx.Err() != nil {
+		for _, k := range []struct {
+			start func() (*target, error)
+			cur   **target
+		}{{startAP, &ap}, {startMitm, &mitm}} {
+			if k.start == nil || ctx.Err() != nil {
 				continue
 			}
 			if time.Since(began) > f.budget+10*time.Second {
-				fmt.Printf("\nmemory rows for %s skipped: time budget\n", t.name)
+				fmt.Printf("\nmemory rows for %s skipped: time budget\n", (*k.cur).name)
 				continue
 			}
-			mems = append(mems, measureMemory(t, o, lo, f.memHold))
+			m, err := memoryRows(k.start, k.cur, o, lo, f.memHold)
+			if err != nil {
+				return err
+			}
+			mems = append(mems, m)
 		}
 		printMemory(mems, ap.inproc)
 	}
-	if s, err := sampleProc(ap.pid); err == nil && !ap.inproc {
-		fmt.Printf("\nauthproxy after the quick run: RSS %.1f MiB (peak %.1f MiB), %d threads, %d fds; total %s\n",
-			mib(s.rss), mib(s.hwm), s.threads, s.fds, time.Since(began).Round(time.Second))
+	fails := 0
+	if len(results) > 0 || len(mems) > 0 {
+		fails = printTargets(results, mems, mitm != nil)
 	}
-	fails := printTargets(results, mems, mitm != nil)
 
 	if f.soak > 0 && ctx.Err() == nil {
 		every := max(f.soak/24, 2*time.Second)
+		ap.stop()
+		if ap, err = startAP(); err != nil {
+			return err
+		}
 		samples, sf := soak(ctx, ap, o, lo, f.soak, every)
 		if !printSoak(samples, sf, f.soak) {
 			fails++
@@ -238,6 +264,26 @@ func run(ctx context.Context, f flags) error {
 		return fmt.Errorf("%d checks failed (see FAIL above)", fails)
 	}
 	return nil
+}
+
+// memoryRows measures one proxy's memory rows, each on a fresh process:
+// *cur is stopped first and left pointing at the last process started.
+func memoryRows(start func() (*target, error), cur **target, o *originRef, lo loadOpts, hold time.Duration) (*memResult, error) {
+	(*cur).stop()
+	t, err := start()
+	if err != nil {
+		return nil, err
+	}
+	*cur = t
+	m := &memResult{target: t.name}
+	measure256(t, o, lo, hold, m)
+	t.stop()
+	if t, err = start(); err != nil {
+		return nil, err
+	}
+	*cur = t
+	measureIdle(t, o, lo, hold, m)
+	return m, nil
 }
 
 func pickRows(s string) ([]rowSpec, error) {
@@ -284,6 +330,16 @@ func header(f flags, o *originRef, ap *target, mitmNote string) {
 	goVer, _ := runShort("go", "version")
 	fmt.Printf("authproxy bench — %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: nproc %d; %s; %s\n", runtime.NumCPU(), machine(), strings.TrimSpace(goVer))
+	if rev, err := runShort("git", "rev-parse", "--short", "HEAD"); err == nil {
+		dirty, _ := runShort("git", "status", "--porcelain", "--untracked-files=no")
+		n := 0
+		for line := range strings.SplitSeq(dirty, "\n") {
+			if strings.TrimSpace(line) != "" {
+				n++
+			}
+		}
+		fmt.Printf("source: commit %s, %d modified tracked files\n", strings.TrimSpace(rev), n)
+	}
 	mode := "built binary (go build, no -race), default logging"
 	if f.bin != "" {
 		mode = "binary " + f.bin + ", default logging"
@@ -380,13 +436,13 @@ func printMemory(mems []*memResult, inproc bool) {
 		fmt.Println("memory (IN-PROCESS: RSS includes the bench itself; use the binary for these numbers)")
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "memory\ttarget\tRSS at start of row\tRSS, 256 keep-alive clients\treq/s (256)\tRSS, 1,000 idle conns\tproxy fds (1,000 idle)\tthreads\tcheck\t")
+	fmt.Fprintln(tw, "memory (fresh process per row)\ttarget\tRSS at start (file-backed)\tRSS, 256 keep-alive clients\treq/s (256)\tRSS, 1,000 idle conns\tproxy fds (1,000 idle)\tthreads\tcheck\t")
 	for _, m := range mems {
 		check := "ok"
 		if len(m.fail) > 0 {
 			check = "FAIL: " + strings.Join(m.fail, "; ")
 		}
-		fmt.Fprintf(tw, "memory\t%s\t%.1f MiB\t%.1f MiB\t%.0f\t%.1f MiB\t%d\t%d\t%s\t\n", m.target, mib(m.base.rss),
+		fmt.Fprintf(tw, "memory\t%s\t%.1f MiB (%.1f)\t%.1f MiB\t%.0f\t%.1f MiB\t%d\t%d\t%s\t\n", m.target, mib(m.base.rss), mib(m.base.rssFile),
 			mib(m.ka256.rss), m.ka256rps, mib(m.idle1000.rss), m.idle1000.fds, m.idle1000.threads, check)
 	}
 	tw.Flush()

@@ -17,6 +17,7 @@ type procSample struct {
 	cpu     time.Duration // utime + stime
 	rss     int64         // VmRSS, bytes
 	hwm     int64         // VmHWM (peak RSS), bytes
+	rssFile int64         // RssFile: pages of the executable and other mapped files, bytes
 	threads int
 	fds     int
 }
@@ -61,6 +62,8 @@ func sampleProc(pid int) (procSample, error) {
 			s.rss = parseKB(v)
 		case "VmHWM":
 			s.hwm = parseKB(v)
+		case "RssFile":
+			s.rssFile = parseKB(v)
 		case "Threads":
 			s.threads, _ = strconv.Atoi(v)
 		}

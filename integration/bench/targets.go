@@ -166,10 +166,12 @@ func startAuthproxy(bin, dir string, o *originRef, token string, extraArgs, extr
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "authproxy.log"))
+	logf, err := os.OpenFile(filepath.Join(dir, "authproxy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	// A proxy.json left by a killed predecessor would name its old address.
+	_ = os.Remove(filepath.Join(stateDir, "proxy.json"))
 	args := append([]string{"run", "--config", cfg}, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = cleanEnv(append([]string{"TG_CLIENT_CODE=" + tgClientCode, "TG_MPIN=" + tgMPIN, "TG_TOTP_SECRET=" + tgTOTPSecret}, extraEnv...)...)
@@ -258,7 +260,16 @@ func startInproc(dir string, o *originRef, token string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	cache := auth.NewCache(tgAccount, b, auth.NewFileStore(filepath.Join(stateDir, "tokens.json")), auth.CacheOptions{Logger: logger})
+	// As `authproxy run` wires it: metrics and dashboard observe every
+	// request and cache event.
+	metrics := proxy.NewMetrics()
+	dash := proxy.NewDashboard(proxy.DashboardOptions{})
+	pages := http.NewServeMux()
+	pages.Handle("GET /metrics", metrics)
+	pages.Handle("/", dash)
+	onEvent := func(ev auth.Event) { metrics.OnEvent(ev); dash.OnEvent(ev) }
+	cache := auth.NewCache(tgAccount, b, auth.NewFileStore(filepath.Join(stateDir, "tokens.json")),
+		auth.CacheOptions{Logger: logger, OnEvent: onEvent})
 	if err := cache.Load(context.Background()); err != nil {
 		return nil, err
 	}
@@ -267,11 +278,15 @@ func startInproc(dir string, o *originRef, token string) (*target, error) {
 		return nil, err
 	}
 	p, err := proxy.New(proxy.Options{Logger: logger, Listen: ln.Addr().String(), CA: ca, Passthrough: true, Upstream: up,
-		Accounts: []*proxy.Account{{Name: tgAccount, Type: "tradingo", Hosts: []string{brokerHost}, Broker: b, Source: cache}}})
+		Accounts: []*proxy.Account{{Name: tgAccount, Type: "tradingo", Hosts: []string{brokerHost}, Broker: b, Source: cache}},
+		Extra:    pages,
+		Observe:  func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) }})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	metrics.SetStatus(p.Status)
+	dash.SetStatus(p.Status)
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	go func() { _ = srv.Serve(ln) }()
@@ -351,7 +366,7 @@ func startMitmdump(exe, dir string, o *originRef, token string) (*target, error)
 		return nil, err
 	}
 	confdir := filepath.Join(dir, "mitmproxy")
-	logf, err := os.Create(filepath.Join(dir, "mitmdump.log"))
+	logf, err := os.OpenFile(filepath.Join(dir, "mitmdump.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
