@@ -1,6 +1,8 @@
 package tradingo
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 	"unicode/utf8"
@@ -40,6 +42,25 @@ func FuzzParseLoginResponse(f *testing.F) {
 		for _, r := range le.Message {
 			if r < 0x20 || r == 0x7f {
 				t.Fatalf("control character in message %q", le.Message)
+			}
+		}
+	})
+}
+
+// FuzzRejectFilter: the cheap filter never hides a body the full decoder
+// would read as an error envelope.
+func FuzzRejectFilter(f *testing.F) {
+	f.Add([]byte(`{"StatusCode":401,"Message":"Fail","IsError":true,"ResponseException":{"ExceptionMessage":"Request denied. Unauthorized access."},"Result":null}`))
+	f.Add([]byte(`{"IsError" :  true}`))
+	f.Add([]byte(`{"IsError":false,"Result":{"Data":{"IsError":true}}}`))
+	f.Add([]byte(`{"isError":true}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var env rejectEnvelope
+		if json.Unmarshal(body, &env) == nil && env.IsError && !mayBeError(body) {
+			// Only an escaped or differently-cased key may slip past, which
+			// Tradingo's .NET serializer never writes.
+			if bytes.Contains(body, []byte(`"IsError"`)) {
+				t.Fatalf("filter hid an error envelope: %q", body)
 			}
 		}
 	})

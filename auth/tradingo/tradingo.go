@@ -275,11 +275,11 @@ func (b *Broker) Rejected(resp *http.Response, peek func() []byte) bool {
 	if resp.StatusCode == http.StatusUnauthorized {
 		return true
 	}
-	if peek == nil {
+	if peek == nil || !maybeJSON(resp.Header.Get("Content-Type")) {
 		return false
 	}
 	body := bytes.TrimSpace(peek())
-	if len(body) == 0 || body[0] != '{' {
+	if len(body) == 0 || body[0] != '{' || !mayBeError(body) {
 		return false
 	}
 	var env rejectEnvelope
@@ -392,3 +392,31 @@ func (b *Broker) Restore(t *auth.Token) {
 }
 
 var _ auth.Restorer = (*Broker)(nil)
+
+// maybeJSON reports whether a response of content type ct may carry the
+// JSON envelope (Tradingo labels it application/json; a missing type is
+// read too). Binary downloads are never read ahead.
+func maybeJSON(ct string) bool {
+	ct = strings.ToLower(ct)
+	return ct == "" || strings.Contains(ct, "json") || strings.HasPrefix(ct, "text/")
+}
+
+// mayBeError is a cheap filter run before decoding a response: only a body
+// in which some "IsError" key is followed by true can be a rejection. It
+// keeps the JSON decoder off the hot path of successful responses.
+func mayBeError(body []byte) bool {
+	key := []byte(`"IsError"`)
+	for {
+		i := bytes.Index(body, key)
+		if i < 0 {
+			return false
+		}
+		body = body[i+len(key):]
+		rest := bytes.TrimLeft(body, " \t\r\n")
+		if len(rest) > 0 && rest[0] == ':' {
+			if bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t\r\n"), []byte("true")) {
+				return true
+			}
+		}
+	}
+}
