@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -73,6 +74,10 @@ func (g *loginGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case g.arrived <- struct{}{}:
 		default:
 		}
+		// net/http notices a client that went away only once the request
+		// body has been read to its end: read it first.
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {

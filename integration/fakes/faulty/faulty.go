@@ -10,7 +10,9 @@
 package faulty
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -252,6 +254,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch f.Kind {
 	case KindStall:
+		// net/http notices a client that went away only once the request
+		// body has been read to its end: read it first, so a client that
+		// gives up during the stall never reaches the wrapped fake.
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		t := time.NewTimer(f.Delay)
 		defer t.Stop()
 		select {
