@@ -19,7 +19,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/authtest"
 )
+
+type syncBuffer = authtest.LogBuffer
 
 // brokerDomains are the name constraints the proxy uses for its brokers.
 var brokerDomains = []string{"swastika.co.in", "tradovateapi.com", "5paisa.com", "pocketful.in"}
@@ -44,24 +48,6 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func testLogger(w *syncBuffer) *slog.Logger {

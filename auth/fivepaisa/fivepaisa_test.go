@@ -1,7 +1,6 @@
 package fivepaisa
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -12,14 +11,17 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/integration/fakes/fakeca"
 	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
 )
+
+type clock = authtest.Clock
+type syncBuffer = authtest.LogBuffer
 
 const (
 	testSecret  = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -30,42 +32,6 @@ const (
 	testPIN     = "482913"
 	otherSecret = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"
 )
-
-// clock is shared by the broker (and its TOTP generator) and the fake, so a
-// test can step past a spent TOTP code or the daily cutoff without waiting.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env is a fake 5paisa served over TLS for the production host names, and
 // clients that trust it and dial it whatever the host (like [upstream]

@@ -1,7 +1,6 @@
 package pocketful
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -12,14 +11,17 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/integration/fakes/fakeca"
 	fakepf "github.com/authproxy/authproxy/integration/fakes/pocketful"
 )
+
+type clock = authtest.Clock
+type syncBuffer = authtest.LogBuffer
 
 const (
 	testAppID    = "Ybg3ab2VXM"
@@ -27,47 +29,6 @@ const (
 	testClientID = "YA0002"
 	testRedirect = "http://127.0.0.1:8899/callback/pf"
 )
-
-// clock is shared by the broker and the fake.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // ist is 10:00 IST on a weekday: far from midnight.
 func morningIST() time.Time {
@@ -93,7 +54,7 @@ func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{ca: ca, clk: &clock{now: morningIST()}, logs: &syncBuffer{}}
+	e := &env{ca: ca, clk: authtest.Fixed(morningIST()), logs: &syncBuffer{}}
 	e.fake = fakepf.New(fakepf.Options{
 		AppID: testAppID, AppSecret: testSecret, RedirectURI: testRedirect, ClientID: testClientID, Now: e.clk.Now,
 	})

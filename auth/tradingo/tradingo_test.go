@@ -1,7 +1,6 @@
 package tradingo
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -16,10 +15,14 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/integration/fakes/fakeca"
 	faketradingo "github.com/authproxy/authproxy/integration/fakes/tradingo"
 	"github.com/pquerna/otp/totp"
 )
+
+type clock = authtest.Clock
+type syncBuffer = authtest.LogBuffer
 
 const (
 	testSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -27,25 +30,6 @@ const (
 	testMPIN   = "73915"
 	prodHost   = "tradingorestapi.swastika.co.in"
 )
-
-// clock is shared by the broker (and its TOTP generator) and the fake, so a
-// test can step past a spent TOTP code without waiting.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
 
 // env is a fake Tradingo served over TLS by a throwaway CA, with a client
 // that trusts it and dials it for the production host name.
@@ -57,23 +41,6 @@ type env struct {
 	client *auth.HTTPClient
 	logs   *syncBuffer
 	logger *slog.Logger
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newEnv(t *testing.T, h http.Handler) *env {

@@ -5,15 +5,17 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/auth/tradovate"
 	"github.com/authproxy/authproxy/integration/fakes/fakeca"
 	fake "github.com/authproxy/authproxy/integration/fakes/tradovate"
 )
+
+type clock = authtest.Clock
 
 // Credentials shared by the tests.
 const (
@@ -28,25 +30,7 @@ const (
 	testClientSc = "client-secret-abcdef"
 )
 
-// clock is a settable time source shared by a fake and a broker.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return authtest.Fixed(time.Now()) }
 
 // world is a fake Tradovate on real TLS and clients that reach every
 // Tradovate host name there.

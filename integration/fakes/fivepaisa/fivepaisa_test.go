@@ -6,35 +6,20 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 )
+
+type clock = authtest.Clock
 
 const (
 	secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 	appKey = "AppKeyQ7x9Lm2Vw4"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
 
 func newFake() (*Fake, *clock) {
 	c := &clock{}

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/pquerna/otp/totp"
 )
+
+type clock = authtest.Clock
 
 const (
 	testSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -20,27 +23,9 @@ const (
 	testMPIN   = "1111"
 )
 
-// clock is a settable time source for the fake.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func newFake(t *testing.T) (*Fake, *clock) {
 	t.Helper()
-	clk := &clock{t: time.Date(2024, 1, 31, 3, 0, 5, 0, time.UTC)}
+	clk := authtest.Fixed(time.Date(2024, 1, 31, 3, 0, 5, 0, time.UTC))
 	return New(Options{ClientCode: testClient, MPIN: testMPIN, TOTPSecret: testSecret, TokenTTL: time.Hour, Now: clk.Now}), clk
 }
 
