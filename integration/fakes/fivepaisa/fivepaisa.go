@@ -36,6 +36,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 )
@@ -328,26 +330,14 @@ type statusBody struct {
 	Status  int    `json:"Status"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
 // writeInvalidHead is {"head":{"status":"2","statusDescription":"Invalid head parameters."},"body":null}.
 func writeInvalidHead(w http.ResponseWriter) {
-	writeJSON(w, http.StatusOK, apiEnvelope{Head: apiHead{Status: "2", StatusDescription: MsgInvalidHead}})
+	fakehttp.WriteJSON(w, http.StatusOK, apiEnvelope{Head: apiHead{Status: "2", StatusDescription: MsgInvalidHead}})
 }
 
 // writeBodyStatus answers head "0" with body {"Message":msg,"Status":st}.
 func writeBodyStatus(w http.ResponseWriter, code, msg string, st int) {
-	writeJSON(w, http.StatusOK, apiEnvelope{
+	fakehttp.WriteJSON(w, http.StatusOK, apiEnvelope{
 		Head: apiHead{ResponseCode: code, Status: "0", StatusDescription: "Success"},
 		Body: statusBody{Message: msg, Status: st},
 	})
@@ -522,7 +512,7 @@ type totpLoginEnvelope struct {
 }
 
 func writeTOTPLogin(w http.ResponseWriter, b totpLoginBody) {
-	writeJSON(w, http.StatusOK, totpLoginEnvelope{
+	fakehttp.WriteJSON(w, http.StatusOK, totpLoginEnvelope{
 		Head: loginHead{ResponseCode: "5PTOTPLogin", Status: 0, StatusDescription: "Success"},
 		Body: b,
 	})
@@ -547,7 +537,7 @@ func (f *Fake) serveTOTPLogin(w http.ResponseWriter, r *http.Request) {
 		if failStatus == http.StatusTooManyRequests {
 			msg = MsgTooMany
 		}
-		writeJSON(w, failStatus, apiEnvelope{Head: apiHead{Status: "2", StatusDescription: msg}})
+		fakehttp.WriteJSON(w, failStatus, apiEnvelope{Head: apiHead{Status: "2", StatusDescription: msg}})
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -706,7 +696,7 @@ func cleareDt(now time.Time) string {
 }
 
 func writeAccessTokenFailure(w http.ResponseWriter, now time.Time, msg string, st int) {
-	writeJSON(w, http.StatusOK, accessTokenEnvelope{
+	fakehttp.WriteJSON(w, http.StatusOK, accessTokenEnvelope{
 		Body: accessTokenBody{CleareDt: cleareDt(now), Message: msg, Status: st},
 		Head: loginHead{Status: 0, StatusDescription: "Success"},
 	})
@@ -778,7 +768,7 @@ func (f *Fake) serveAccessToken(w http.ResponseWriter, r *http.Request) {
 	tok := f.sign(claims)
 	f.accTokens[tok] = &accessToken{client: it.client, expiry: exp}
 	f.logins++
-	writeJSON(w, http.StatusOK, accessTokenEnvelope{
+	fakehttp.WriteJSON(w, http.StatusOK, accessTokenEnvelope{
 		Body: accessTokenBody{
 			AccessToken: tok, AllowBseCash: "Y", AllowBseDeriv: "Y", AllowBseMF: "Y", AllowMCXComm: "Y",
 			AllowMcxSx: "N", AllowNSECurrency: "Y", AllowNSEL: "Y", AllowNseCash: "Y", AllowNseComm: "N",
@@ -846,23 +836,9 @@ func (f *Fake) serveVendorLogin(w http.ResponseWriter, r *http.Request) {
 
 // --- API --------------------------------------------------------------------
 
-// bearer returns the token of a single "Authorization: bearer <token>"
-// (scheme in any case).
-func bearer(h http.Header) (string, bool) {
-	vals := h.Values("Authorization")
-	if len(vals) != 1 {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", false
-	}
-	return tok, true
-}
-
 // session returns the client of a live access token in h.
 func (f *Fake) session(h http.Header) (string, bool) {
-	tok, ok := bearer(h)
+	tok, ok := fakehttp.Bearer(h)
 	if !ok {
 		return "", false
 	}
@@ -943,7 +919,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeBodyStatus(w, rt.code, MsgInvalidInput, StatusBadInput)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiEnvelope{
+	fakehttp.WriteJSON(w, http.StatusOK, apiEnvelope{
 		Head: apiHead{ResponseCode: rt.code, Status: "0", StatusDescription: "Success"},
 		Body: out,
 	})
@@ -1105,7 +1081,7 @@ func (f *Fake) serveHistorical(w http.ResponseWriter, r *http.Request) {
 		t := day.Add(time.Duration(i) * time.Minute).Format("2006-01-02T15:04:05")
 		candles = append(candles, []any{t, 428.0 + float64(i), 429.5 + float64(i), 427.5 + float64(i), 429.0 + float64(i), 1000 * (i + 1)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"candles": candles}})
+	fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"candles": candles}})
 }
 
 // --- JWTs -------------------------------------------------------------------

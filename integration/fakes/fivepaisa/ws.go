@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+
 	"github.com/coder/websocket"
 )
 
@@ -82,7 +84,7 @@ func (f *Fake) serveFeed(w http.ResponseWriter, r *http.Request) {
 		Extensions: r.Header.Get("Sec-WebSocket-Extensions"), Accepted: ok})
 	f.mu.Unlock()
 	if !ok {
-		writeJSON(w, http.StatusUnauthorized, statusBody{Message: "Unauthorized", Status: 401})
+		fakehttp.WriteJSON(w, http.StatusUnauthorized, statusBody{Message: "Unauthorized", Status: 401})
 		return
 	}
 	c, err := websocket.Accept(w, r, nil)

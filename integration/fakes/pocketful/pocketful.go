@@ -38,6 +38,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
 )
 
 // Endpoint paths.
@@ -356,7 +358,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="oauth2"`)
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+		fakehttp.WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
 	}
 	if r.Method != http.MethodPost {
 		fail(http.StatusMethodNotAllowed, "invalid_request", "the token endpoint wants POST")
@@ -422,7 +424,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, map[string]any{
+	fakehttp.WriteJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok,
 		"expires_in":   int64(f.opts.TokenLifetime / time.Second),
 		"scope":        c.scope,
@@ -562,7 +564,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	f.mu.Lock()
 	f.counts.APICalls++
 	f.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "message": "", "data": data})
+	fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"status": "success", "message": "", "data": data})
 }
 
 func (f *Fake) placeOrder(w http.ResponseWriter, r *http.Request, body []byte) (string, bool) {
@@ -594,17 +596,5 @@ func (f *Fake) rejected(w http.ResponseWriter, status int, msg string) {
 }
 
 func apiError(w http.ResponseWriter, status int, typ, msg string) {
-	writeJSON(w, status, map[string]string{"status": "error", "error_type": typ, "message": msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	fakehttp.WriteJSON(w, status, map[string]string{"status": "error", "error_type": typ, "message": msg})
 }

@@ -32,6 +32,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 )
@@ -256,20 +258,8 @@ type loginData struct {
 	Stk                string `json:"stk"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
-
 func writeError(w http.ResponseWriter, status int, msg string, verrs []validationError) {
-	writeJSON(w, status, envelope{
+	fakehttp.WriteJSON(w, status, envelope{
 		StatusCode:        status,
 		Message:           "Fail",
 		IsError:           true,
@@ -278,7 +268,7 @@ func writeError(w http.ResponseWriter, status int, msg string, verrs []validatio
 }
 
 func writeOK(w http.ResponseWriter, id int, msg string, data any) {
-	writeJSON(w, http.StatusOK, envelope{
+	fakehttp.WriteJSON(w, http.StatusOK, envelope{
 		StatusCode: http.StatusOK,
 		Message:    "Request successful.",
 		Result:     &resultWrapper{ResponseID: id, ResponseMessage: msg, Data: data},
@@ -531,19 +521,6 @@ func (f *Fake) record(r *http.Request, body []byte) {
 	f.requests = append(f.requests, rec)
 }
 
-// bearer returns the token of a single "Authorization: Bearer <token>".
-func bearer(h http.Header) (string, bool) {
-	vals := h.Values(headerAuth)
-	if len(vals) != 1 {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", false
-	}
-	return tok, true
-}
-
 func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	f.record(r, body)
@@ -552,7 +529,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	tok, ok := bearer(r.Header)
+	tok, ok := fakehttp.Bearer(r.Header)
 	var it *issued
 	if ok {
 		f.mu.Lock()

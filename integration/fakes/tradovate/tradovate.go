@@ -44,6 +44,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
 )
 
 // Host names the fake answers for.
@@ -412,16 +414,16 @@ func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(r.Header.Values("Authorization")) > 0 {
-		writeJSON(w, http.StatusBadRequest, loginResponse{ErrorText: MsgAuthHeader})
+		fakehttp.WriteJSON(w, http.StatusBadRequest, loginResponse{ErrorText: MsgAuthHeader})
 		return
 	}
 	if !isMedia(r, "application/json") {
-		writeJSON(w, http.StatusUnsupportedMediaType, loginResponse{ErrorText: MsgContentType})
+		fakehttp.WriteJSON(w, http.StatusUnsupportedMediaType, loginResponse{ErrorText: MsgContentType})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, loginResponse{ErrorText: "request body could not be read"})
+		fakehttp.WriteJSON(w, http.StatusBadRequest, loginResponse{ErrorText: "request body could not be read"})
 		return
 	}
 	f.mu.Lock()
@@ -429,7 +431,7 @@ func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	fields, problem := parseLoginBody(body)
 	if problem != "" {
-		writeJSON(w, http.StatusBadRequest, loginResponse{ErrorText: problem})
+		fakehttp.WriteJSON(w, http.StatusBadRequest, loginResponse{ErrorText: problem})
 		return
 	}
 
@@ -440,7 +442,7 @@ func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
 		ti := f.tickets[t]
 		switch {
 		case ti == nil || now.After(ti.expiry):
-			writeJSON(w, http.StatusOK, loginResponse{ErrorText: MsgBadTicket})
+			fakehttp.WriteJSON(w, http.StatusOK, loginResponse{ErrorText: MsgBadTicket})
 			return
 		case ti.captcha:
 			f.penaltyLocked(w, t, ti, now)
@@ -466,7 +468,7 @@ func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
 			f.penaltyLocked(w, t, ti, now)
 			return
 		case AnswerLocked:
-			writeJSON(w, http.StatusLocked, loginResponse{ErrorText: "Too many failed attempts: the account is temporarily locked"})
+			fakehttp.WriteJSON(w, http.StatusLocked, loginResponse{ErrorText: "Too many failed attempts: the account is temporarily locked"})
 			return
 		case AnswerTooMany:
 			if a.RetryAfter > 0 {
@@ -481,10 +483,10 @@ func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
 	o := f.opts
 	bad := func(msg string) {
 		if o.BadCredentials401 {
-			writeJSON(w, http.StatusUnauthorized, loginResponse{ErrorText: msg})
+			fakehttp.WriteJSON(w, http.StatusUnauthorized, loginResponse{ErrorText: msg})
 			return
 		}
-		writeJSON(w, http.StatusOK, loginResponse{ErrorText: msg})
+		fakehttp.WriteJSON(w, http.StatusOK, loginResponse{ErrorText: msg})
 	}
 	switch {
 	case !equal(fields["name"], o.Username) || !equal(fields["password"], o.Password):
@@ -516,7 +518,7 @@ func (f *Fake) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	access, md, exp := f.issueLocked(s, now, true)
 	hasLive := false
-	writeJSON(w, http.StatusOK, loginResponse{
+	fakehttp.WriteJSON(w, http.StatusOK, loginResponse{
 		AccessToken:            access,
 		MDAccessToken:          md,
 		ExpirationTime:         exp.UTC().Format("2006-01-02T15:04:05.000Z"),
@@ -538,7 +540,7 @@ func (f *Fake) penaltyLocked(w http.ResponseWriter, t string, ti *ticketInfo, no
 	if ti.captcha {
 		wait = int(ticketTTL / time.Second)
 	}
-	writeJSON(w, http.StatusOK, loginResponse{PTicket: t, PTime: &wait, PCaptcha: ti.captcha})
+	fakehttp.WriteJSON(w, http.StatusOK, loginResponse{PTicket: t, PTime: &wait, PCaptcha: ti.captcha})
 }
 
 // issueLocked creates an access token (and, with md, a market-data token)
@@ -613,7 +615,7 @@ func (f *Fake) serveRenew(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.opts.Now()
-	tok, ok := bearer(r)
+	tok, ok := fakehttp.Bearer(r.Header)
 	ti := f.tokens[tok]
 	if !ok || ti == nil || ti.kind == "md" || !f.liveLocked(ti, now) {
 		f.counters.RenewalsRefused++
@@ -621,7 +623,7 @@ func (f *Fake) serveRenew(w http.ResponseWriter, r *http.Request) {
 		if ti != nil && !now.Before(ti.expiry) {
 			msg = MsgExpired
 		}
-		writeJSON(w, http.StatusUnauthorized, loginResponse{ErrorText: msg})
+		fakehttp.WriteJSON(w, http.StatusUnauthorized, loginResponse{ErrorText: msg})
 		return
 	}
 	f.counters.Renewals++
@@ -629,7 +631,7 @@ func (f *Fake) serveRenew(w http.ResponseWriter, r *http.Request) {
 		exp := now.Add(f.ttl)
 		access := newToken(48)
 		f.tokens[access] = &tokenInfo{kind: "oauth", expiry: exp}
-		writeJSON(w, http.StatusOK, loginResponse{AccessToken: access, ExpirationTime: exp.UTC().Format(time.RFC3339Nano),
+		fakehttp.WriteJSON(w, http.StatusOK, loginResponse{AccessToken: access, ExpirationTime: exp.UTC().Format(time.RFC3339Nano),
 			UserStatus: "Active", UserID: fakeUserID})
 		return
 	}
@@ -641,7 +643,7 @@ func (f *Fake) serveRenew(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, loginResponse{
+	fakehttp.WriteJSON(w, http.StatusOK, loginResponse{
 		AccessToken:    access,
 		MDAccessToken:  md,
 		ExpirationTime: exp.UTC().Format("2006-01-02T15:04:05.000Z"),
@@ -681,7 +683,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, host string, md 
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return
 	}
-	tok, ok := bearer(r)
+	tok, ok := fakehttp.Bearer(r.Header)
 	ti := f.tokens[tok]
 	if ok && ti != nil && f.liveLocked(ti, now) {
 		rec.TokenKind = ti.kind
@@ -705,34 +707,21 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, host string, md 
 	p := strings.ToLower(r.URL.Path)
 	switch {
 	case !md && p == "/v1/account/list":
-		writeJSON(w, http.StatusOK, []map[string]any{{
+		fakehttp.WriteJSON(w, http.StatusOK, []map[string]any{{
 			"id": 1001, "name": "DEMO4242", "userId": fakeUserID, "accountType": "Customer",
 			"active": true, "clearingHouseId": 2, "riskCategoryId": 2, "autoLiqProfileId": 2,
 			"marginAccountType": "Speculator", "legalStatus": "Individual", "archived": false,
 		}})
 	case !md && p == "/v1/user/syncrequest":
-		writeJSON(w, http.StatusOK, map[string]any{
+		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{
 			"users":    []map[string]any{{"id": fakeUserID, "name": f.opts.Username, "status": "Active"}},
 			"accounts": []map[string]any{{"id": 1001, "name": "DEMO4242"}},
 		})
 	case !md && p == "/v1/auth/me":
-		writeJSON(w, http.StatusOK, map[string]any{"userId": fakeUserID, "name": f.opts.Username, "status": "Active"})
+		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"userId": fakeUserID, "name": f.opts.Username, "status": "Active"})
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "host": host, "path": r.URL.Path, "method": r.Method})
+		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "host": host, "path": r.URL.Path, "method": r.Method})
 	}
-}
-
-// bearer returns the token of the request's only Authorization header.
-func bearer(r *http.Request) (string, bool) {
-	vals := r.Header.Values("Authorization")
-	if len(vals) != 1 {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " ,") {
-		return "", false
-	}
-	return tok, true
 }
 
 // serveConsent is trader.tradovate.com/oauth: it approves at once.
@@ -786,7 +775,7 @@ func (f *Fake) serveOAuthToken(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.counters.OAuthRefused++
 		f.mu.Unlock()
-		writeJSON(w, status, oauthResponse{Error: code, ErrorDescription: desc})
+		fakehttp.WriteJSON(w, status, oauthResponse{Error: code, ErrorDescription: desc})
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -858,7 +847,7 @@ func (f *Fake) serveOAuthToken(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, resp)
+	fakehttp.WriteJSON(w, http.StatusOK, resp)
 }
 
 // oauthParams reads a form-encoded or JSON oauthtoken body.
@@ -902,18 +891,6 @@ func newToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }
 
 func writeText(w http.ResponseWriter, status int, msg string) {

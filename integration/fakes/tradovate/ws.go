@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
 	"github.com/coder/websocket"
 )
 
@@ -129,7 +130,7 @@ func (f *Fake) recordUpgrade(r *http.Request, host string) {
 	defer f.mu.Unlock()
 	rec := Recorded{Method: r.Method, Host: host, Path: r.URL.Path,
 		Authorization: strings.Join(r.Header.Values("Authorization"), ", "), Status: http.StatusSwitchingProtocols}
-	if tok, ok := bearer(r); ok {
+	if tok, ok := fakehttp.Bearer(r.Header); ok {
 		if ti := f.tokens[tok]; ti != nil && f.liveLocked(ti, f.opts.Now()) {
 			rec.TokenKind = ti.kind
 		}
