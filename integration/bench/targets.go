@@ -176,25 +176,9 @@ func startAuthproxy(bin, dir string, o *originRef, token string, extraArgs, extr
 	cmd := exec.Command(bin, args...)
 	cmd.Env = cleanEnv(append([]string{"TG_CLIENT_CODE=" + tgClientCode, "TG_MPIN=" + tgMPIN, "TG_TOTP_SECRET=" + tgTOTPSecret}, extraEnv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	exited, stop, err := startChild(cmd, logf)
+	if err != nil {
 		return nil, err
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	stop := func() {
-		select {
-		case <-exited:
-			return
-		default:
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
 	}
 	addr, err := waitRuntime(stateDir, exited, 30*time.Second)
 	if err != nil {
@@ -374,25 +358,9 @@ func startMitmdump(exe, dir string, o *originRef, token string) (*target, error)
 		"--set", "confdir="+confdir, "--set", "ssl_verify_upstream_trusted_ca="+o.caFile, "-s", addon)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	exited, stop, err := startChild(cmd, logf)
+	if err != nil {
 		return nil, err
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	stop := func() {
-		select {
-		case <-exited:
-			return
-		default:
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	caFile := filepath.Join(confdir, "mitmproxy-ca-cert.pem")
@@ -432,4 +400,31 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startChild starts cmd, whose output goes to logf (closed when the process
+// ends). stop sends SIGTERM and kills the process if it has not exited
+// within 10 s; it returns at once if the process already ended.
+func startChild(cmd *exec.Cmd, logf *os.File) (<-chan struct{}, func(), error) {
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, nil, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	stop := func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	return exited, stop, nil
 }
