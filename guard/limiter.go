@@ -133,6 +133,7 @@ func (l *Limiter) releaser() func() {
 func (l *Limiter) expire(w *waiter) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.dispatch() // a slot freeing at this very instant still counts
 	if w.settled {
 		return
 	}
