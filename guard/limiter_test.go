@@ -149,7 +149,9 @@ func TestLimiterFIFOAndWindow(t *testing.T) {
 	for g := range grants {
 		got = append(got, g)
 	}
-	sort.Slice(got, func(a, b int) bool { return got[a].at.Before(got[b].at) || got[a].at.Equal(got[b].at) && got[a].i < got[b].i })
+	sort.Slice(got, func(a, b int) bool {
+		return got[a].at.Before(got[b].at) || got[a].at.Equal(got[b].at) && got[a].i < got[b].i
+	})
 	for k, g := range got {
 		if k >= 3 {
 			if g.i != k {
