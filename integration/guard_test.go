@@ -21,16 +21,16 @@ const (
 )
 
 // guardWorld is a strict fake Tradingo behind an arrival recorder, with
-// max_orders_per_second = guardLimit.
+// max_orders_per_second = guardLimit, and a fake Tradovate (account tv).
 func guardWorld(t *testing.T) (*world, *tradingo.Fake, *fakehttp.Arrivals, string) {
-	w := newWorld(t)
+	w, _ := tradovateWorld(t, tvPassword, nil)
 	fake := tradingo.New(tradingo.Options{ClientCode: tgClientCode, MPIN: tgMPIN, TOTPSecret: tgTOTPSecret})
 	arr := &fakehttp.Arrivals{Next: fake}
 	w.serve(arr, tgHost)
 	w.env["TG_CLIENT_CODE"] = tgClientCode
 	w.env["TG_MPIN"] = tgMPIN
 	w.env["TG_TOTP_SECRET"] = tgTOTPSecret
-	return w, fake, arr, w.writeConfig(tgAccount + "max_orders_per_second = 5\n")
+	return w, fake, arr, w.writeConfig(tgAccount + "max_orders_per_second = 5\n\n" + tvAccount)
 }
 
 func order(t *testing.T, env []string, extra ...string) curlResult {
@@ -58,6 +58,16 @@ func TestOrderGuard(t *testing.T) {
 	sent++
 	if res.Status != 200 || !strings.Contains(res.Body, "NorenOrdNo") {
 		t.Fatalf("first order: %d %s %s\n%s", res.Status, res.Err, res.Body, p.Output())
+	}
+
+	// A Tradovate order (another broker's declaration) is guarded too.
+	tvOrder := func() curlResult {
+		return curl(t, env, "-X", "POST", "-H", "Content-Type: application/json",
+			"-d", `{"accountSpec":"DEMO4242","action":"Buy","symbol":"MESM1","orderQty":1,"orderType":"Market","isAutomated":true}`,
+			"https://demo.tradovateapi.com/v1/order/placeOSO")
+	}
+	if res := tvOrder(); res.Status != 200 || !strings.Contains(res.Body, "orderId") {
+		t.Fatalf("tradovate order: %d %s %s", res.Status, res.Err, res.Body)
 	}
 
 	// Rate guard: a burst of 20 concurrent orders from Python threads.
@@ -204,6 +214,12 @@ print(r.status_code, r.json()["error"]["code"])
 		t.Fatalf("after an offline pause: %d", res.Status)
 	}
 	sent++
+	if res := tvOrder(); res.Status != 423 || !strings.Contains(res.Body, `"account":"tv"`) {
+		t.Fatalf("tradovate order after pausing every account: %d %s", res.Status, res.Body)
+	}
+	if res := curl(t, env, "https://demo.tradovateapi.com/v1/account/list"); res.Status != 200 {
+		t.Fatalf("tradovate data while paused: %d %s", res.Status, res.Body)
+	}
 	runCLI(t, w, "resume", "--config", cfg)
 
 	// The journal: every order, with its outcome, no secret.
@@ -232,6 +248,11 @@ print(r.status_code, r.json()["error"]["code"])
 	}
 	if !strings.Contains(jl, `"order_id":"`) || !strings.Contains(jl, `"Tsym":"SBIN-EQ"`) {
 		t.Errorf("journal lacks order ids or the client's body:\n%s", jl)
+	}
+	tvj := runCLI(t, w, "journal", "tv", "--json", "--config", cfg)
+	if strings.Count(tvj, "\n") != 2 || !strings.Contains(tvj, `"outcome":"ok"`) || !strings.Contains(tvj, `"order_id":"9001"`) ||
+		!strings.Contains(tvj, `"outcome":"paused"`) || !strings.Contains(tvj, `"path":"/v1/order/placeOSO"`) {
+		t.Errorf("tradovate journal:\n%s", tvj)
 	}
 	table := runCLI(t, w, "journal", "--config", cfg)
 	if !strings.Contains(table, "OUTCOME") || !strings.Contains(table, "paused") || !strings.Contains(table, "rate_limited") {
