@@ -21,17 +21,21 @@ func isOrderPath(p string) bool {
 }
 
 // serveOrder accepts an order: new orders get {"orderId": N}, changes to
-// existing ones {"commandId": N}, as Tradovate answers.
-func (f *Fake) serveOrder(w http.ResponseWriter, p string) {
+// existing ones {"commandId": N}, as Tradovate answers. Like every other
+// API answer of the fake it also echoes host, path and method, for tests.
+func (f *Fake) serveOrder(w http.ResponseWriter, r *http.Request, host string) {
 	n := f.orderSeq.Add(1)
+	ans := map[string]any{"host": host, "path": r.URL.Path, "method": r.Method}
+	p := strings.ToLower(r.URL.Path)
 	switch {
 	case strings.HasSuffix(p, "/modifyorder"), strings.HasSuffix(p, "/cancelorder"):
-		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"commandId": 5000 + n})
+		ans["commandId"] = 5000 + n
 	case strings.Contains(p, "/orderstrategy/"):
-		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"orderStrategy": map[string]any{"id": 7000 + n, "status": "ActiveStrategy"}})
+		ans["orderStrategy"] = map[string]any{"id": 7000 + n, "status": "ActiveStrategy"}
 	default:
-		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"orderId": 9000 + n})
+		ans["orderId"] = 9000 + n
 	}
+	fakehttp.WriteJSON(w, http.StatusOK, ans)
 }
 
 // Orders is how many orders the fake accepted.

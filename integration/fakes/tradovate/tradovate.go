@@ -721,7 +721,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, host string, md 
 			"accounts": []map[string]any{{"id": 1001, "name": "DEMO4242"}},
 		})
 	case !md && r.Method == http.MethodPost && isOrderPath(p):
-		f.serveOrder(w, p)
+		f.serveOrder(w, r, host)
 	case !md && p == "/v1/auth/me":
 		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"userId": fakeUserID, "name": f.opts.Username, "status": "Active"})
 	default:
