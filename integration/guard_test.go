@@ -153,6 +153,9 @@ print(r.status_code, r.json()["error"]["code"])
 	if body := httpGet(t, base+"/status"); !strings.Contains(body, `"paused": true`) {
 		t.Errorf("/status does not say paused: %s", body)
 	}
+	if out := runCLI(t, w, "status", "--config", cfg); !strings.Contains(out, "ORDERS PAUSED (authproxy resume tg)") {
+		t.Errorf("authproxy status does not say paused:\n%s", out)
+	}
 	metrics := httpGet(t, base+"/metrics")
 	for _, want := range []string{`authproxy_orders_total{account="tg",outcome="paused"} 2`,
 		`authproxy_orders_total{account="tg",outcome="rate_limited"}`, `authproxy_account_paused{account="tg"} 1`,
