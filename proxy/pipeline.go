@@ -45,17 +45,24 @@ func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, 
 		return
 	}
 	st.acct = acct
-	if acct.bypasses(r) {
-		st.bypass = true
-	} else {
-		if len(acct.Missing) > 0 || acct.Source == nil {
-			p.fail(w, st, &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing})
-			return
-		}
-		if err := p.bufferBody(r, st); err != nil {
-			p.fail(w, st, err)
-			return
-		}
+	st.bypass = acct.bypasses(r)
+	if ce := refuseRequest(r, host, port, st.bypass); ce != nil {
+		ce.Account = acct.Name
+		p.fail(w, st, ce)
+		return
+	}
+	if !st.bypass && (len(acct.Missing) > 0 || acct.Source == nil) {
+		p.fail(w, st, &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing})
+		return
+	}
+	// Bodies are read whole, within BodyTimeout, before anything goes
+	// upstream (login endpoints' too: they are small).
+	p.bodyDeadline(w, r)
+	err = p.bufferBody(r, st)
+	clearBodyDeadline(w)
+	if err != nil {
+		p.fail(w, st, err)
+		return
 	}
 	out := r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 	p.rp.ServeHTTP(w, out)
@@ -121,6 +128,12 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 		return nil, errors.New("proxy: request without pipeline state")
 	}
 	if st.bypass {
+		if st.hasBody {
+			body := st.body
+			out.Body = io.NopCloser(bytes.NewReader(body))
+			out.ContentLength = int64(len(body))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		}
 		return p.upstream.RoundTrip(out)
 	}
 	ctx := out.Context()

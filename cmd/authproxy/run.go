@@ -86,6 +86,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		Upstream:     w.upstream,
 		Users:        proxyUsers(cfg),
 		UserAccounts: proxyUserAccounts(cfg),
+		AllowPrivate: cfg.ProxyAuth != nil && cfg.ProxyAuth.AllowPrivateNetworks,
 		MaxBody:      cfg.Limits.MaxBody,
 		MaxTunnels:   cfg.Limits.MaxTunnels,
 		IdleTimeout:  cfg.Limits.IdleTimeout,
@@ -273,7 +274,7 @@ func proxyUsers(cfg *config.Config) map[string]auth.Secret {
 	return cfg.ProxyAuth.Users
 }
 
-func proxyUserAccounts(cfg *config.Config) map[string]string {
+func proxyUserAccounts(cfg *config.Config) map[string][]string {
 	if cfg.ProxyAuth == nil {
 		return nil
 	}
