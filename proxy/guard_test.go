@@ -366,3 +366,54 @@ func TestPrivateIP(t *testing.T) {
 		}
 	}
 }
+
+// interactiveBroker is a fakeBroker with a browser login.
+type interactiveBroker struct{ fakeBroker }
+
+func (interactiveBroker) AuthURL(state, redirectURI string) string {
+	return "https://consent.example-broker.test/auth?state=" + url.QueryEscape(state)
+}
+func (interactiveBroker) Exchange(context.Context, string, url.Values) (*auth.Token, error) {
+	return &auth.Token{Access: "tok-browser", Expiry: time.Now().Add(time.Hour)}, nil
+}
+func (interactiveBroker) NeedsBrowser() bool { return true }
+
+func TestLoginCannotBeStartedOrBlockedByAnotherSite(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) {
+		o.Accounts = append(o.Accounts, &Account{Name: "pf", Type: "fake", Hosts: []string{"pf.example-broker.test"},
+			Broker: interactiveBroker{}, Source: &memSource{}, RedirectURI: "http://127.0.0.1/callback/pf"})
+	})
+	get := func(site string) *http.Response {
+		hdr := ""
+		if site != "" {
+			hdr = "Sec-Fetch-Site: " + site + "\r\n"
+		}
+		return rawProxyRequest(t, e.addr, "GET /login/pf HTTP/1.1\r\nHost: "+e.addr+"\r\n"+hdr+"\r\n")
+	}
+	for _, site := range []string{"cross-site", "same-site", "CROSS-SITE"} {
+		if r := get(site); r.StatusCode != http.StatusForbidden {
+			t.Errorf("Sec-Fetch-Site %s: %d, want 403", site, r.StatusCode)
+		}
+	}
+	// However many logins were started, the newest state is always
+	// accepted and the oldest beyond the cap are dropped.
+	var states []string
+	for i := range 3 * maxPendingLogins {
+		site := []string{"", "none", "same-origin"}[i%3]
+		r := get(site)
+		if r.StatusCode != http.StatusFound {
+			t.Fatalf("login %d (Sec-Fetch-Site %q): %d, want 302", i, site, r.StatusCode)
+		}
+		u, err := url.Parse(r.Header.Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, u.Query().Get("state"))
+	}
+	if !e.proxy.logins.take("pf", states[len(states)-1]) {
+		t.Fatal("the newest login state was not accepted")
+	}
+	if e.proxy.logins.take("pf", states[0]) {
+		t.Fatal("the oldest pending login survived past the cap")
+	}
+}
