@@ -226,6 +226,7 @@ func (m *mitmServer) close() {
 }
 
 func (m *mitmServer) handle(w http.ResponseWriter, r *http.Request) {
+	m.p.bodyDeadline(w, r)
 	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
 	if info == nil {
 		http.Error(w, "authproxy: lost connection state", http.StatusInternalServerError)

@@ -417,3 +417,29 @@ func TestLoginCannotBeStartedOrBlockedByAnotherSite(t *testing.T) {
 		t.Fatal("the oldest pending login survived past the cap")
 	}
 }
+
+// Under [proxy_auth], a client without credentials gets its 407 at once
+// and the connection is closed: the proxy never waits for its body.
+func TestUnauthenticatedBodyIsNotAwaited(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.Users = map[string]auth.Secret{"alice": "pw"} })
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "POST https://%s/orders HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\n{", brokerHost, brokerHost)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusProxyAuthRequired || !resp.Close {
+		t.Fatalf("status %d close %v, want 407 and Connection: close", resp.StatusCode, resp.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the 407: %v, want the connection closed", err)
+	}
+}

@@ -55,9 +55,9 @@ func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, 
 		p.fail(w, st, &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing})
 		return
 	}
-	// Bodies are read whole, within BodyTimeout, before anything goes
-	// upstream (login endpoints' too: they are small).
-	p.bodyDeadline(w, r)
+	// Bodies are read whole, within BodyTimeout (set when the request
+	// arrived), before anything goes upstream (login endpoints' too: they
+	// are small).
 	err = p.bufferBody(r, st)
 	clearBodyDeadline(w)
 	if err != nil {

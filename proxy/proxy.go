@@ -236,6 +236,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Another Unix user's programs get nothing (DESIGN.md "Who may get
 	// credentials"); a CONNECT to a broker host hears it inside the tunnel.
 	deny := p.checkPeer(r)
+	// Every body is read (or discarded after a refusal) within BodyTimeout.
+	p.bodyDeadline(w, r)
 	switch {
 	case r.Method == http.MethodConnect:
 		user, ok := p.checkProxyAuth(w, r)
@@ -333,8 +335,10 @@ func (p *Proxy) checkProxyAuth(w http.ResponseWriter, r *http.Request) (string, 
 		}
 	}
 	w.Header().Set("Proxy-Authenticate", `Basic realm="authproxy"`)
-	// Do not wait for (or drain) an unauthenticated client's body.
+	// Do not wait for (or drain) an unauthenticated client's body: net/http
+	// would read up to 256 KiB of it before answering.
 	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	(&ClientError{Status: http.StatusProxyAuthRequired, Code: "proxy_auth_required",
 		Message: "this proxy requires a user name and password",
 		Hint:    "use HTTPS_PROXY=http://USER:PASSWORD@" + p.opts.Listen}).write(w)
