@@ -76,8 +76,12 @@ func FuzzBrowserRefusal(f *testing.F) {
 		ce := browserRefusal(h, brokerHost)
 		s := strings.ToLower(strings.TrimSpace(site))
 		crossSite := s == "cross-site" || s == "same-site"
-		o := strings.ToLower(strings.TrimSpace(origin))
-		own := o == "https://"+brokerHost || o == "https://"+brokerHost+":443" || o == "https://"+brokerHost+"/"
+		o := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(origin)), "/")
+		own := false
+		for _, want := range []string{"https://" + brokerHost, "https://" + brokerHost + ":443", "http://" + brokerHost,
+			"http://" + brokerHost + ":80", "http://" + brokerHost + ":443"} {
+			own = own || o == want
+		}
 		switch {
 		case crossSite || (origin != "" && !own):
 			if ce == nil || ce.Status != http.StatusForbidden || ce.Code != CodeForbidden {

@@ -129,17 +129,23 @@ func browserRefusal(h http.Header, host string) *ClientError {
 		return forbidden("", "a request with several Origin headers never gets credentials", "")
 	}
 	if len(origins) == 1 && !sameOrigin(origins[0], host) {
-		return forbidden("", "requests from a web page of another origin never get credentials (Origin is not https://"+host+")", "")
+		return forbidden("", "requests from a web page of another origin never get credentials (Origin is not the broker's own, https://"+host+")", "")
 	}
 	return nil
 }
 
-// sameOrigin reports whether origin is https://host (port 443 implied or
-// explicit), ignoring case.
+// sameOrigin reports whether origin is the broker host's own origin,
+// ignoring case: https://host (port 443 implied or explicit), or
+// http://host, which Python websocket-client (before 1.0) sends for a wss://
+// URL. A page served from the broker host itself is the broker's own page.
 func sameOrigin(origin, host string) bool {
-	o := strings.ToLower(strings.TrimSpace(origin))
-	want := "https://" + strings.ToLower(host)
-	return o == want || o == want+":443" || o == want+"/"
+	o := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(origin)), "/")
+	h := strings.ToLower(host)
+	switch o {
+	case "https://" + h, "https://" + h + ":443", "http://" + h, "http://" + h + ":80", "http://" + h + ":443":
+		return true
+	}
+	return false
 }
 
 // ownHostAllowed reports whether a request to the proxy's own endpoints

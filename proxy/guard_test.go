@@ -164,8 +164,9 @@ func TestBrowserPagesGetNothing(t *testing.T) {
 	refused := []map[string]string{
 		{"Origin": "https://evil.example"},
 		{"Origin": "null"},
-		{"Origin": "http://" + brokerHost},
 		{"Origin": "https://" + brokerHost + ":8443"},
+		{"Origin": "http://" + brokerHost + ":8080"},
+		{"Origin": "https://" + brokerHost + ".evil.example"},
 		{"Sec-Fetch-Site": "cross-site"},
 		{"Sec-Fetch-Site": "same-site"},
 		{"Sec-Fetch-Site": "cross-site", "Origin": "https://" + brokerHost},
