@@ -18,7 +18,8 @@ const lockWaitMax = 10 * time.Second
 // is done or lockWaitMax has passed. flock locks belong to the open file, so two FileStores
 // in one process exclude each other as two processes do.
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: a symlink planted as the lock file is never followed.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}

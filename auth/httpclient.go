@@ -70,7 +70,7 @@ func NewHTTPClient(rt http.RoundTripper, logger *slog.Logger, opts RetryOptions)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &HTTPClient{
-		hc:     &http.Client{Transport: rt},
+		hc:     &http.Client{Transport: rt, CheckRedirect: noRedirects},
 		logger: logger,
 		opts:   opts.withDefaults(),
 	}
@@ -173,6 +173,11 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 	}
 	c.logger.Debug("broker auth response", "method", req.Method, "url", target,
 		"status", resp.StatusCode, "took", time.Since(start))
+	if err := redirectError(req, resp); err != nil {
+		_ = resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("%s %s: %w", req.Method, target, err)
+	}
 	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }

@@ -57,8 +57,9 @@ type Options struct {
 	// PermittedDNS lists the DNS domains a newly issued CA may sign for
 	// (X.509 name constraints, e.g. "swastika.co.in" permits that name and
 	// every name below it). A leading "*." is dropped. Empty means the CA is
-	// unconstrained. It is ignored when an existing CA is loaded, except that
-	// domains the loaded CA does not cover are logged.
+	// unconstrained. A CA loaded from dir must carry critical name
+	// constraints naming exactly these domains, else loading fails (pointing
+	// at `authproxy ca rotate`): a planted or stale CA is never used.
 	PermittedDNS []string
 	// Logger receives notices (created CA, tightened key mode, missing
 	// system roots); nil discards them.
@@ -98,6 +99,9 @@ func LoadOrCreate(dir string, opts Options) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ca directory: %w", err)
 	}
+	if err := CheckDir(dir); err != nil {
+		return nil, err
+	}
 	certPath, keyPath := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
 	certExists, keyExists, err := waitForPair(certPath, keyPath)
 	if err != nil {
@@ -120,6 +124,9 @@ func LoadOrCreate(dir string, opts Options) (*CA, error) {
 func Rotate(dir string, opts Options) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ca directory: %w", err)
+	}
+	if err := CheckDir(dir); err != nil {
+		return nil, err
 	}
 	return issue(dir, opts, true)
 }
@@ -303,6 +310,9 @@ func load(dir string, opts Options) (*CA, error) {
 	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, fmt.Errorf("%s: certificate is not a CA allowed to sign certificates", certPath)
 	}
+	if err := checkConstraints(cert, opts.PermittedDNS); err != nil {
+		return nil, fmt.Errorf("%s: %w; run `authproxy ca rotate` to issue a new local CA (clients must then trust the new ca.pem)", certPath, err)
+	}
 	fi, err := os.Stat(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("stat ca key: %w", err)
@@ -341,14 +351,6 @@ func load(dir string, opts Options) (*CA, error) {
 		c.log.Error("local CA has expired; run `authproxy ca rotate`", "cert", certPath, "expired", cert.NotAfter)
 	case cert.NotAfter.Sub(now) < caExpiryWarning:
 		c.log.Warn("local CA expires soon; run `authproxy ca rotate`", "cert", certPath, "expires", cert.NotAfter)
-	}
-	if wanted, err := normalizeDomains(opts.PermittedDNS); err == nil {
-		for _, d := range wanted {
-			if !c.Covers(d) {
-				c.log.Warn("existing local CA does not cover a configured domain; run `authproxy ca rotate` to issue one that does",
-					"domain", d, "cert", certPath)
-			}
-		}
 	}
 	c.log.Debug("loaded local CA", "cert", certPath, "expires", cert.NotAfter)
 	return c, nil

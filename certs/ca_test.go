@@ -201,6 +201,7 @@ func TestLoadOrCreateNewCA(t *testing.T) {
 func TestLoadOrCreateReusesExistingCA(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, fakeRootsPEM(t), nil)
+	opts.PermittedDNS = brokerDomains
 	first, err := LoadOrCreate(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -211,8 +212,8 @@ func TestLoadOrCreateReusesExistingCA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Options differing from the stored CA must not cause a new one.
-	opts.PermittedDNS = brokerDomains
+	// The same domains in another order and case must not cause a new one.
+	opts.PermittedDNS = []string{"Pocketful.in", "*.5paisa.com", "tradovateapi.com.", "swastika.co.in"}
 	second, err := LoadOrCreate(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -237,11 +238,11 @@ func TestLoadOrCreateReusesExistingCA(t *testing.T) {
 		t.Errorf("dir holds %q, want %q", got, wantFiles)
 	}
 	// A leaf from the reloaded CA verifies against the first CA's cert.
-	leaf, err := second.Leaf("example.org")
+	leaf, err := second.Leaf("trade.pocketful.in")
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifyLeaf(t, first.Certificate(), leaf.Leaf, "example.org", time.Now())
+	verifyLeaf(t, first.Certificate(), leaf.Leaf, "trade.pocketful.in", time.Now())
 }
 
 // TestConcurrentFirstRun starts several LoadOrCreate calls on one fresh
@@ -720,25 +721,90 @@ func TestExpiredCA(t *testing.T) {
 	}
 }
 
-func TestLoadWarnsAboutUncoveredDomains(t *testing.T) {
+func TestLoadRefusesCAWithOtherDomains(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, nil, nil)
 	opts.PermittedDNS = []string{"swastika.co.in"}
 	if _, err := LoadOrCreate(dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	logs := new(syncBuffer)
-	opts = testOptions(t, nil, logs)
+	for _, domains := range [][]string{{"swastika.co.in", "pocketful.in"}, {"pocketful.in"}} {
+		opts.PermittedDNS = domains
+		_, err := LoadOrCreate(dir, opts)
+		if err == nil || !strings.Contains(err.Error(), "authproxy ca rotate") || !strings.Contains(err.Error(), "pocketful.in") {
+			t.Errorf("%v: err %v, want a refusal naming the domains and `authproxy ca rotate`", domains, err)
+		}
+	}
+	// Rotating issues one that loads.
 	opts.PermittedDNS = []string{"swastika.co.in", "pocketful.in"}
-	ca, err := LoadOrCreate(dir, opts)
-	if err != nil {
+	if _, err := Rotate(dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	if ca.Covers("trade.pocketful.in") {
-		t.Error("loaded CA covers a domain it was not issued for")
+	if _, err := LoadOrCreate(dir, opts); err != nil {
+		t.Fatalf("after rotate: %v", err)
 	}
-	if !strings.Contains(logs.String(), "domain=pocketful.in") || strings.Contains(logs.String(), "domain=swastika.co.in") {
-		t.Errorf("want a warning for pocketful.in only:\n%s", logs)
+}
+
+// A CA planted in the state dir without (critical) name constraints is
+// refused, and it never reaches bundle.pem.
+func TestLoadRefusesPlantedCA(t *testing.T) {
+	for _, critical := range []bool{false, true} {
+		dir := t.TempDir()
+		planted := testOptions(t, nil, nil)
+		if critical {
+			planted.PermittedDNS = []string{"swastika.co.in"}
+		}
+		ca, err := LoadOrCreate(dir, planted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if critical {
+			// Re-sign the same key with non-critical constraints.
+			tmpl := *ca.Certificate()
+			tmpl.PermittedDNSDomainsCritical = false
+			der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, ca.key.Public(), ca.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(ca.CertPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Remove(ca.BundlePath())
+		opts := testOptions(t, nil, nil)
+		opts.PermittedDNS = []string{"swastika.co.in"}
+		if _, err := LoadOrCreate(dir, opts); err == nil || !strings.Contains(err.Error(), "authproxy ca rotate") {
+			t.Errorf("critical=%v: err %v, want a refusal pointing at `authproxy ca rotate`", critical, err)
+		}
+		if _, err := os.Stat(ca.BundlePath()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("critical=%v: bundle.pem written from a refused CA (%v)", critical, err)
+		}
+	}
+}
+
+func TestStateDirWritableByOthersIsRefused(t *testing.T) {
+	for _, mode := range []os.FileMode{0o777, 0o770, 0o720, 0o702} {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadOrCreate(dir, testOptions(t, nil, nil))
+		if err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+			t.Errorf("mode %04o: err %v, want a refusal", mode, err)
+		}
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("mode %04o: files written: %q", mode, names)
+		}
+		if _, err := Rotate(dir, testOptions(t, nil, nil)); err == nil {
+			t.Errorf("mode %04o: Rotate accepted the dir", mode)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreate(dir, testOptions(t, nil, nil)); err != nil {
+		t.Errorf("mode 0755: %v", err)
 	}
 }
 

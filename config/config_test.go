@@ -158,7 +158,8 @@ func TestProxyAuth(t *testing.T) {
 listen = "0.0.0.0:8899"
 [proxy_auth]
 users = { alice = "${ALICE_PW}", bob = "literal" }
-accounts = { alice = "a1", bob = "a2" }
+accounts = { alice = "a1", bob = ["a2", "a1"] }
+allow_private_networks = true
 [brokers.a1]
 type = "pocketful"
 client_id = "x"
@@ -176,8 +177,11 @@ client_secret = "y2"
 	if want := map[string]auth.Secret{"alice": "s3cret", "bob": "literal"}; !maps.Equal(pa.Users, want) {
 		t.Errorf("Users = %v, want %v", pa.Users, want)
 	}
-	if want := map[string]string{"alice": "a1", "bob": "a2"}; !maps.Equal(pa.Accounts, want) {
+	if want := map[string][]string{"alice": {"a1"}, "bob": {"a2", "a1"}}; !maps.EqualFunc(pa.Accounts, want, slices.Equal) {
 		t.Errorf("Accounts = %v, want %v", pa.Accounts, want)
+	}
+	if !pa.AllowPrivateNetworks {
+		t.Error("AllowPrivateNetworks = false, want true")
 	}
 	// The two accounts share trade.pocketful.in: allowed with [proxy_auth].
 	got := cfg.AccountForHost("trade.pocketful.in:443")

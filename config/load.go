@@ -193,6 +193,47 @@ func (p *parser) rawString(f field, typeMsg string) (s string, missing []string,
 	return s, missing, true
 }
 
+// strOrList reads a string or a non-empty array of strings.
+func (p *parser) strOrList(f field) ([]string, bool) {
+	v := p.value(f)
+	if _, isStr := v.(string); isStr {
+		s, ok := p.str(f)
+		if !ok {
+			return nil, false
+		}
+		return []string{s}, true
+	}
+	arr, isArr := v.([]any)
+	if !isArr {
+		p.add(f, fmt.Sprintf("must be an account name or an array of account names, not %s", typeName(v)))
+		return nil, false
+	}
+	if len(arr) == 0 {
+		p.add(f, "must list at least one account (leave the user out to allow none)")
+		return nil, false
+	}
+	var out []string
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			p.add(f, fmt.Sprintf("element %d must be a string, not %s", i+1, typeName(e)))
+			return nil, false
+		}
+		s, missing, err := expand(s, p.lookupEnv)
+		if err != nil || len(missing) > 0 {
+			if err == nil {
+				err = errors.New(missingMsg(missing))
+			}
+			p.add(f, fmt.Sprintf("element %d: %v", i+1, err))
+			return nil, false
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, true
+}
+
 // str is rawString where an unset variable is a Problem.
 func (p *parser) str(f field) (string, bool) {
 	s, missing, ok := p.rawString(f, "")
@@ -521,7 +562,7 @@ func validPort(s string) bool {
 }
 
 func (p *parser) proxyAuth(f field) *ProxyAuth {
-	pa := &ProxyAuth{Users: map[string]auth.Secret{}, Accounts: map[string]string{}}
+	pa := &ProxyAuth{Users: map[string]auth.Secret{}}
 	m, ok := p.table(f, "a table")
 	if !ok {
 		return pa
@@ -555,14 +596,21 @@ func (p *parser) proxyAuth(f field) *ProxyAuth {
 				p.add(c, "needs at least one user")
 			}
 		case "accounts":
-			am, ok := p.table(c, "a table of user = account name")
+			am, ok := p.table(c, "a table of user = account name, or user = [account names]")
 			if !ok {
 				continue
 			}
+			// With accounts present it is an allow-list: an unlisted user
+			// may use no account at all (non-nil, empty map included).
+			pa.Accounts = map[string][]string{}
 			for _, a := range p.fields(c, am) {
-				if s, ok := p.str(a); ok {
-					pa.Accounts[a.key[len(a.key)-1]] = s
+				if names, ok := p.strOrList(a); ok {
+					pa.Accounts[a.key[len(a.key)-1]] = names
 				}
+			}
+		case "allow_private_networks":
+			if b, ok := p.boolean(c); ok {
+				pa.AllowPrivateNetworks = b
 			}
 		default:
 			p.add(c, "unknown key")
@@ -591,15 +639,17 @@ func (p *parser) checkProxyAccounts(f field, cfg *Config) {
 	}
 	for _, c := range p.fields(af, am) {
 		user := c.key[len(c.key)-1]
-		name, ok := cfg.ProxyAuth.Accounts[user]
+		names, ok := cfg.ProxyAuth.Accounts[user]
 		if !ok {
 			continue // already reported
 		}
 		if _, known := cfg.ProxyAuth.Users[user]; !known && len(cfg.ProxyAuth.Users) > 0 {
 			p.add(c, fmt.Sprintf("user %q is not in proxy_auth.users", user))
 		}
-		if cfg.Account(name) == nil {
-			p.add(c, fmt.Sprintf("there is no account [brokers.%s]", toml.Key{name}))
+		for _, name := range names {
+			if cfg.Account(name) == nil {
+				p.add(c, fmt.Sprintf("there is no account [brokers.%s]", toml.Key{name}))
+			}
 		}
 	}
 }

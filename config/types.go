@@ -35,9 +35,14 @@ type Upstream struct {
 // ProxyAuth is the [proxy_auth] table.
 type ProxyAuth struct {
 	Users map[string]auth.Secret // user name -> password
-	// Accounts maps a proxy user name to the account it selects when two
-	// accounts share a host (key "accounts" in the table, optional).
-	Accounts map[string]string
+	// Accounts is the optional allow-list (key "accounts"): a proxy user
+	// may use only the accounts listed for them; when two of them share a
+	// host, the first listed is selected. Nil when the key is absent; with
+	// the key present, a user not in the map may use no account.
+	Accounts map[string][]string
+	// AllowPrivateNetworks lets [proxy_auth] users tunnel to loopback and
+	// private addresses (key "allow_private_networks", default false).
+	AllowPrivateNetworks bool
 }
 
 // Store is the [store] table.

@@ -392,9 +392,12 @@ func TestGuaranteeMaxTunnels(t *testing.T) {
 		!strings.Contains(string(body), "max_tunnels") {
 		t.Fatalf("third tunnel: %d %q %s, want 503 too_many_tunnels naming max_tunnels", resp.StatusCode, resp.Header.Get("X-Authproxy-Error"), body)
 	}
-	// A broker host is still served: MITM'd connections are not tunnels.
-	tc := mitm(t, w, p.addr, tgHost)
-	tc.Close()
+	// Decrypted (MITM) connections to a broker host count too.
+	c, _, resp := connect(t, p.addr, tgHost+":443")
+	c.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("X-Authproxy-Error") != "too_many_tunnels" {
+		t.Fatalf("broker CONNECT past the cap: %d %q, want 503 too_many_tunnels", resp.StatusCode, resp.Header.Get("X-Authproxy-Error"))
+	}
 
 	conns[0].Close()
 	if !pollUntil(10*time.Second, func() bool {
@@ -403,6 +406,15 @@ func TestGuaranteeMaxTunnels(t *testing.T) {
 		return resp.StatusCode == 200
 	}) {
 		t.Fatal("no tunnel accepted within 10s of closing one")
+	}
+	conns[1].Close()
+	// With room again, a broker host is served.
+	if !pollUntil(10*time.Second, func() bool {
+		c, _, resp := connect(t, p.addr, tgHost+":443")
+		c.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatal("no MITM connection accepted within 10s of closing tunnels")
 	}
 }
 
@@ -591,7 +603,8 @@ func (rt tgRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestGuaranteeProxyAuth(t *testing.T) {
 	t.Parallel()
 	guarantee(t, "[proxy_auth]: Basic Proxy-Authorization required on CONNECT and plain requests; the user selects the account")
-	guarantee(t, "plain http:// to a broker host is sent upstream over TLS with the credential, never in clear")
+	guarantee(t, "plain http:// to a broker host is refused (403 forbidden, hint: https://); nothing reaches the broker")
+	guarantee(t, "[proxy_auth] accounts is an allow-list: an unlisted user may use no account")
 	const (
 		codeB   = "GO22351"
 		mpinB   = "7395"
@@ -606,8 +619,8 @@ func TestGuaranteeProxyAuth(t *testing.T) {
 	w.env["ALICE_PW"], w.env["BOB_PW"] = alicePW, bobPW
 	w.env["TGA_MPIN"], w.env["TGA_TOTP"], w.env["TGB_MPIN"], w.env["TGB_TOTP"] = tgMPIN, tgTOTPSecret, mpinB, secretB
 	cfg := w.writeConfig(`[proxy_auth]
-users = { alice = "${ALICE_PW}", bob = "${BOB_PW}" }
-accounts = { alice = "tga", bob = "tgb" }
+users = { alice = "${ALICE_PW}", bob = "${BOB_PW}", carol = "${ALICE_PW}" }
+accounts = { alice = "tga", bob = ["tgb"] }
 
 [brokers.tga]
 type = "tradingo"
@@ -670,16 +683,19 @@ totp_secret = "${TGB_TOTP}"
 			t.Fatalf("%s through CONNECT: %d uid %q (want %s) %s %s\n%s", c.user, res.Status, uid(res), c.want, res.Body, res.Err, p.Output())
 		}
 	}
-	// Plain http:// to the broker host, as bob: TLS upstream (the fake
-	// speaks nothing else) with bob's account's token.
-	before := len(fakeB.Requests())
+	// Plain http:// to the broker host, as bob: refused, nothing forwarded.
+	beforeA, beforeB := len(fakeA.Requests()), len(fakeB.Requests())
 	res := curl(t, as("bob", bobPW), "-X", "POST", "-d", "{}", "-H", "Content-Type: application/json", "http://"+tgHost+"/kb/Echo/Who")
-	if res.Status != 200 || uid(res) != codeB {
-		t.Fatalf("plain http:// as bob: %d uid %q %s %s", res.Status, uid(res), res.Body, res.Err)
+	if res.Status != http.StatusForbidden || res.Header.Get("X-Authproxy-Error") != "forbidden" || !strings.Contains(res.Body, "https://"+tgHost) {
+		t.Fatalf("plain http:// as bob: %d %s %s, want 403 forbidden with an https:// hint", res.Status, res.Body, res.Err)
 	}
-	reqs := fakeB.Requests()
-	if len(reqs) != before+1 || !strings.HasPrefix(reqs[len(reqs)-1].Authorization, "Bearer ey") {
-		t.Errorf("the plain http:// request did not reach Tradingo over TLS with the token")
+	// carol is a user, but not in the accounts allow-list: no account.
+	res = curl(t, as("carol", alicePW), "-X", "POST", "-d", "{}", "-H", "Content-Type: application/json", echo)
+	if res.Status != http.StatusForbidden || res.Header.Get("X-Authproxy-Error") != "forbidden" {
+		t.Fatalf("unlisted user carol: %d %s %s, want 403 forbidden", res.Status, res.Body, res.Err)
+	}
+	if len(fakeA.Requests()) != beforeA || len(fakeB.Requests()) != beforeB {
+		t.Errorf("a refused request reached Tradingo")
 	}
 	if fakeA.Logins() != 1 || fakeB.Logins() != 1 {
 		t.Errorf("logins A %d B %d, want 1 each", fakeA.Logins(), fakeB.Logins())

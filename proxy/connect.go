@@ -31,6 +31,13 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 		gp.Tr = &http.Transport{Proxy: nil, DialContext: p.opts.Upstream.Dialer()}
 	}
 	dial := p.opts.Upstream.Dialer()
+	if p.refusePrivate() {
+		// Remote [proxy_auth] users must not reach the proxy machine's
+		// loopback or private networks: checked again on the resolved
+		// address at connect time (DNS rebinding).
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: privateDialControl}
+		dial = d.DialContext
+	}
 	gp.ConnectDialWithReq = func(req *http.Request, network, addr string) (net.Conn, error) {
 		if p.tunnels.Load() >= int64(p.opts.MaxTunnels) {
 			return nil, fmt.Errorf("authproxy: too many open tunnels (limit %d, [limits] max_tunnels)", p.opts.MaxTunnels)
@@ -53,11 +60,12 @@ type connInfo struct {
 	port string
 	user string // proxy user, "" without [proxy_auth]
 	mitm bool
+	deny *ClientError // answered to every request in the tunnel
 }
 
 // handleConnect applies the CONNECT policy: broker hosts are MITM'd, others
 // tunnelled (or refused without passthrough), malformed targets get 400.
-func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user string) {
+func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user string, deny *ClientError) {
 	host, port, err := net.SplitHostPort(r.Host)
 	// net/http has already parsed the target into r.Host, dropping a path
 	// or user info ("host:443/x", "a@host:443"): check what the client sent.
@@ -70,21 +78,31 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user strin
 		return
 	}
 	h := normalizeHost(host)
-	info := &connInfo{host: h, port: port, user: user}
+	info := &connInfo{host: h, port: port, user: user, deny: deny}
 	if len(p.match(h)) > 0 && port == "443" {
+		// A broker CONNECT is accepted; refusals are answered inside.
 		info.mitm = true
 	} else {
+		if deny != nil {
+			deny.write(w)
+			return
+		}
 		if !p.opts.Passthrough {
 			(&ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
 				Message: "passthrough is off: " + h + " is not a broker host"}).write(w)
 			return
 		}
-		if p.tunnels.Load() >= int64(p.opts.MaxTunnels) {
-			(&ClientError{Status: http.StatusServiceUnavailable, Code: "too_many_tunnels",
-				Message: fmt.Sprintf("too many open tunnels (limit %d)", p.opts.MaxTunnels),
-				Hint:    "raise [limits] max_tunnels in rules.toml"}).write(w)
+		if ce := p.checkTarget(r.Context(), h); ce != nil {
+			ce.write(w)
 			return
 		}
+	}
+	// Decrypted (MITM) connections count against max_tunnels too.
+	if p.tunnels.Load() >= int64(p.opts.MaxTunnels) {
+		(&ClientError{Status: http.StatusServiceUnavailable, Code: "too_many_tunnels",
+			Message: fmt.Sprintf("too many open tunnels (limit %d)", p.opts.MaxTunnels),
+			Hint:    "raise [limits] max_tunnels in rules.toml"}).write(w)
+		return
 	}
 	p.serveConnect(w, r, info)
 }
@@ -108,9 +126,10 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, info *connI
 			conn.Close()
 			return
 		}
-		var c net.Conn = conn
+		p.tunnels.Add(1)
+		var c net.Conn = &countedConn{Conn: conn, onClose: func() { p.tunnels.Add(-1) }}
 		if rw != nil && rw.Reader.Buffered() > 0 {
-			c = &prefixConn{Conn: conn, r: rw.Reader}
+			c = &prefixConn{Conn: c, r: rw.Reader}
 		}
 		p.mitm.serve(c, info)
 		return
@@ -133,6 +152,20 @@ func parsePort(s string) (int, error) {
 		return 0, errors.New("bad port")
 	}
 	return n, nil
+}
+
+// countedConn runs onClose exactly once, on the first Close.
+type countedConn struct {
+	net.Conn
+	onClose func()
+	closed  atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.onClose()
+	}
+	return c.Conn.Close()
 }
 
 // prefixConn replays bytes the CONNECT parser already buffered.
@@ -193,9 +226,14 @@ func (m *mitmServer) close() {
 }
 
 func (m *mitmServer) handle(w http.ResponseWriter, r *http.Request) {
+	m.p.bodyDeadline(w, r)
 	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
 	if info == nil {
 		http.Error(w, "authproxy: lost connection state", http.StatusInternalServerError)
+		return
+	}
+	if info.deny != nil {
+		info.deny.write(w)
 		return
 	}
 	accts := m.p.match(info.host)

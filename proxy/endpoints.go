@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"html/template"
@@ -50,7 +51,8 @@ func (p *Proxy) requireUser(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
 		if ok {
-			if want, found := p.opts.Users[user]; found && want.Reveal() == pass {
+			if want, found := p.opts.Users[user]; found &&
+				subtle.ConstantTimeCompare([]byte(want.Reveal()), []byte(pass)) == 1 {
 				h(w, r)
 				return
 			}
@@ -166,6 +168,15 @@ func (p *Proxy) serveStatus(w http.ResponseWriter, r *http.Request) {
 // redirects the browser to the broker's consent page.
 func (p *Proxy) serveLogin(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	// A page of another site must not start (nor, by filling the pending
+	// logins, block) a login: only a top-level navigation, the dashboard's
+	// button or a non-browser client (no Sec-Fetch-Site, or none /
+	// same-origin) may.
+	if crossSiteRequest(r) {
+		loginPage(w, http.StatusForbidden, "Login refused",
+			"A page of another site tried to start a login for "+name+". Open "+p.loginURL(name)+" yourself, or run `authproxy login "+name+"`.")
+		return
+	}
 	a := p.account(name)
 	if a == nil {
 		loginPage(w, http.StatusNotFound, "Unknown account", "There is no account named "+name+" in rules.toml.")
@@ -291,13 +302,28 @@ func (l *loginStates) add(account string) (string, error) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var (
+		n        int
+		oldest   string
+		oldestAt time.Time
+	)
 	for k, v := range l.m { // expire old entries; the map stays small
 		if now.Sub(v.created) > loginStateTTL {
 			delete(l.m, k)
+			continue
+		}
+		if v.account != account {
+			continue
+		}
+		n++
+		if oldest == "" || v.created.Before(oldestAt) {
+			oldest, oldestAt = k, v.created
 		}
 	}
-	if len(l.m) > 1000 {
-		return "", errTooManyLogins
+	// Bounded per account, and the newest is always accepted: the oldest
+	// pending login of this account makes room.
+	if n >= maxPendingLogins {
+		delete(l.m, oldest)
 	}
 	l.m[state] = pendingLogin{account: account, created: now}
 	return state, nil
@@ -315,11 +341,8 @@ func (l *loginStates) take(account, state string) bool {
 	return true
 }
 
-type loginErr string
-
-func (e loginErr) Error() string { return string(e) }
-
-const errTooManyLogins = loginErr("too many pending logins")
+// maxPendingLogins bounds the pending logins of one account.
+const maxPendingLogins = 8
 
 // LoginURL is the /login/NAME address for account.
 func (p *Proxy) LoginURL(account string) string { return p.loginURL(account) }

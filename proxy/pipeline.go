@@ -47,17 +47,24 @@ func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, 
 	}
 	st.acct = acct
 	p.markOrder(r, st)
-	if acct.bypasses(r) {
-		st.bypass = true
-	} else {
-		if len(acct.Missing) > 0 || acct.Source == nil {
-			p.fail(w, st, &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing})
-			return
-		}
-		if err := p.bufferBody(r, st); err != nil {
-			p.fail(w, st, err)
-			return
-		}
+	st.bypass = acct.bypasses(r)
+	if ce := refuseRequest(r, host, port, st.bypass); ce != nil {
+		ce.Account = acct.Name
+		p.fail(w, st, ce)
+		return
+	}
+	if !st.bypass && (len(acct.Missing) > 0 || acct.Source == nil) {
+		p.fail(w, st, &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing})
+		return
+	}
+	// Bodies are read whole, within BodyTimeout (set when the request
+	// arrived), before anything goes upstream (login endpoints' too: they
+	// are small).
+	err = p.bufferBody(r, st)
+	clearBodyDeadline(w)
+	if err != nil {
+		p.fail(w, st, err)
+		return
 	}
 	if err := p.guardOrder(r, st); err != nil {
 		p.fail(w, st, err)
@@ -127,6 +134,12 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 		return nil, errors.New("proxy: request without pipeline state")
 	}
 	if st.bypass {
+		if st.hasBody {
+			body := st.body
+			out.Body = io.NopCloser(bytes.NewReader(body))
+			out.ContentLength = int64(len(body))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		}
 		return p.upstream.RoundTrip(out)
 	}
 	ctx := out.Context()

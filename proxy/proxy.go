@@ -80,12 +80,27 @@ type Options struct {
 	Transport http.RoundTripper
 	// Users enables [proxy_auth]: user -> password.
 	Users map[string]auth.Secret
-	// UserAccounts maps a proxy user to the account it selects.
-	UserAccounts map[string]string
-	MaxBody      int64
-	MaxTunnels   int
-	IdleTimeout  time.Duration
-	Now          func() time.Time
+	// UserAccounts is the [proxy_auth] accounts allow-list: a proxy user
+	// may use only the accounts listed (the first listed is selected when
+	// several share a host). Nil: no allow-list; non-nil: an unlisted user
+	// may use none.
+	UserAccounts map[string][]string
+	// AllowPrivate lets [proxy_auth] users CONNECT to loopback and private
+	// addresses ([proxy_auth] allow_private_networks).
+	AllowPrivate bool
+	// PeerUID finds the Unix user owning a loopback client's socket; nil
+	// means the platform's own lookup (Linux: /proc/net/tcp{,6}).
+	PeerUID PeerUIDFunc
+	// AllowUIDs are Unix users, besides root and the proxy's own, whose
+	// programs may use the proxy without [proxy_auth].
+	AllowUIDs []int
+	// BodyTimeout bounds how long reading one request body may take
+	// (default 60s).
+	BodyTimeout time.Duration
+	MaxBody     int64
+	MaxTunnels  int
+	IdleTimeout time.Duration
+	Now         func() time.Time
 	// Extra is mounted on the proxy's own endpoints (dashboard, metrics)
 	// for paths the proxy does not serve itself; may be nil.
 	Extra http.Handler
@@ -121,6 +136,7 @@ type Proxy struct {
 	tunnels  atomic.Int64
 	byHost   map[string][]*Account
 	wildcard []*Account
+	peerUID  PeerUIDFunc // nil: the platform cannot tell a client's user
 	closed   chan struct{}
 	once     sync.Once
 }
@@ -142,6 +158,9 @@ func New(opts Options) (*Proxy, error) {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 5 * time.Minute
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 60 * time.Second
+	}
 	if opts.CA == nil {
 		return nil, errors.New("proxy: no CA")
 	}
@@ -151,6 +170,14 @@ func New(opts Options) (*Proxy, error) {
 		byHost: make(map[string][]*Account),
 		closed: make(chan struct{}),
 		logins: newLoginStates(opts.Now),
+	}
+	switch {
+	case opts.PeerUID != nil:
+		p.peerUID = opts.PeerUID
+	case peerUIDSupported:
+		p.peerUID = defaultPeerUID
+	case len(opts.Users) == 0:
+		p.log.Warn("this platform cannot tell which user runs a loopback client: every local user's programs can use this proxy; set [proxy_auth] users to require a password")
 	}
 	for _, a := range opts.Accounts {
 		for _, h := range a.Hosts {
@@ -213,24 +240,40 @@ func (p *Proxy) Accounts() []*Account { return p.opts.Accounts }
 // ServeHTTP dispatches CONNECTs, absolute-form proxy requests and requests
 // addressed to the proxy itself.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Another Unix user's programs get nothing (DESIGN.md "Who may get
+	// credentials"); a CONNECT to a broker host hears it inside the tunnel.
+	deny := p.checkPeer(r)
+	// Every body is read (or discarded after a refusal) within BodyTimeout.
+	p.bodyDeadline(w, r)
 	switch {
 	case r.Method == http.MethodConnect:
 		user, ok := p.checkProxyAuth(w, r)
 		if !ok {
 			return
 		}
-		p.handleConnect(w, r, user)
+		p.handleConnect(w, r, user, deny)
 	case r.URL.IsAbs() && r.URL.Host != "":
+		if deny != nil {
+			deny.write(w)
+			return
+		}
 		user, ok := p.checkProxyAuth(w, r)
 		if !ok {
 			return
 		}
 		host := normalizeHost(r.URL.Hostname())
 		if accts := p.match(host); len(accts) > 0 {
-			// Plain-text absolute-form requests to a broker host (http:// or
-			// https://) are sent upstream over TLS only.
+			// Plain http:// needs no trust in the local CA, so any web page
+			// or mistyped URL could use it: refused. Absolute-form
+			// https:// sent in plaintext goes upstream over TLS.
+			if !strings.EqualFold(r.URL.Scheme, "https") {
+				(&ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
+					Message: "plain http:// requests to a broker host never get credentials",
+					Hint:    "use https://" + host + r.URL.Path + " (with HTTPS_PROXY set and the authproxy CA trusted; see `authproxy env`)"}).write(w)
+				return
+			}
 			port := r.URL.Port()
-			if port == "" || port == "80" {
+			if port == "" {
 				port = "443"
 			}
 			p.serveBroker(w, r, host, port, user, accts)
@@ -241,8 +284,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Message: "passthrough is off: only broker hosts may be reached through this proxy"}).write(w)
 			return
 		}
+		if ce := p.checkTarget(r.Context(), host); ce != nil {
+			ce.write(w)
+			return
+		}
 		p.gp.ServeHTTP(w, r)
 	default:
+		if deny != nil {
+			deny.write(w)
+			return
+		}
+		if !p.ownHostAllowed(r) {
+			(&ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
+				Message: "authproxy answers only requests addressed to " + p.opts.Listen + ", localhost, 127.0.0.1 or [::1]",
+				Hint:    "open http://" + p.opts.Listen + "/"}).write(w)
+			return
+		}
 		p.own.ServeHTTP(w, r)
 	}
 }
@@ -285,6 +342,10 @@ func (p *Proxy) checkProxyAuth(w http.ResponseWriter, r *http.Request) (string, 
 		}
 	}
 	w.Header().Set("Proxy-Authenticate", `Basic realm="authproxy"`)
+	// Do not wait for (or drain) an unauthenticated client's body: net/http
+	// would read up to 256 KiB of it before answering.
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	(&ClientError{Status: http.StatusProxyAuthRequired, Code: "proxy_auth_required",
 		Message: "this proxy requires a user name and password",
 		Hint:    "use HTTPS_PROXY=http://USER:PASSWORD@" + p.opts.Listen}).write(w)
@@ -306,13 +367,13 @@ func parseBasic(h string) (user, pass string, ok bool) {
 
 // selectAccount picks the account for a request among those claiming host.
 func (p *Proxy) selectAccount(accts []*Account, user string) (*Account, error) {
+	if p.opts.UserAccounts != nil && len(p.opts.Users) > 0 {
+		return p.allowedAccount(accts, user)
+	}
 	if len(accts) == 1 {
 		return accts[0], nil
 	}
 	want := user
-	if m, ok := p.opts.UserAccounts[user]; ok {
-		want = m
-	}
 	for _, a := range accts {
 		if a.Name == want {
 			return a, nil

@@ -360,21 +360,36 @@ func TestProxyAuth(t *testing.T) {
 
 func TestAbsoluteFormHTTPSIsInjectedOverTLS(t *testing.T) {
 	e := newTestEnv(t, nil)
-	// A client that sends "GET http://broker/..." in plain text to the proxy.
-	req, _ := http.NewRequest("GET", "http://"+brokerHost+"/plain", nil)
-	proxyURL, _ := url.Parse("http://" + e.addr)
-	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	// A client that sends "GET https://broker/..." in plain text to the proxy.
+	resp := rawProxyRequest(t, e.addr, "GET https://"+brokerHost+"/plain HTTP/1.1\r\nHost: "+brokerHost+"\r\n\r\n")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	if got := e.up.seen(); len(got) != 1 || got[0] != "Bearer tok-1" {
 		t.Fatalf("upstream saw %q", got)
 	}
+}
+
+// rawProxyRequest writes one request to the proxy in plain text and reads
+// the answer.
+func rawProxyRequest(t *testing.T, addr, req string) *http.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(strings.NewReader(string(body)))
+	return resp
 }
 
 func TestStatusAndHealth(t *testing.T) {

@@ -556,8 +556,9 @@ func headDescription(raw []byte) string {
 // replaced by "Authorization: bearer <token>". The market-feed socket
 // (FeedPath on a feed host) gets Value1=<token>|<client code> in its query,
 // replacing the client's. On hosts other than the
-// streaming ones, a JSON body (Content-Type application/json or +json, or no
-// Content-Type and a body starting with "{") gets head.key and
+// streaming ones, a JSON body (Content-Type application/json or +json; a
+// body without a JSON Content-Type is never rewritten, so a web page's
+// text/plain or unlabelled POST gets no credentials in it) gets head.key and
 // body.ClientCode (see [RewriteBody]) and a fixed Content-Length; other
 // bodies are left alone. A body labelled JSON that is not a JSON object is
 // an error wrapping auth.ErrBadRequest.
@@ -589,7 +590,7 @@ func (s *session) Inject(r *http.Request, t *auth.Token) error {
 	}
 	ct := r.Header.Get("Content-Type")
 	trimmed := trimJSONSpace(data)
-	if len(trimmed) == 0 || !(isJSONType(ct) || (ct == "" && trimmed[0] == '{')) {
+	if len(trimmed) == 0 || !isJSONType(ct) {
 		setBody(r, data)
 		return nil
 	}
@@ -603,9 +604,6 @@ func (s *session) Inject(r *http.Request, t *auth.Token) error {
 	out, err := RewriteBody(data, s.appKey.Reveal(), code)
 	if err != nil {
 		return fmt.Errorf("fivepaisa account %q: %w", s.account, err)
-	}
-	if ct == "" {
-		r.Header.Set("Content-Type", "application/json")
 	}
 	setBody(r, out)
 	return nil

@@ -25,8 +25,8 @@ func TestRewriteBody(t *testing.T) {
 			"{\"x\" : [1, 2,\n 3],\"body\":{\"Qty\": 1.50,\"ClientCode\":\"C\",\"Exch\":\"N\"},\"head\":{\"key\":\"K\",\"appName\":\"a\"}}"},
 		{"key variants collapse", `{"head":{"a":1,"Key":"x","KEY":"y","key":"z"},"body":{"ClientCode":"1","ClientCode":"2"}}`,
 			`{"head":{"a":1,"key":"K"},"body":{"ClientCode":"C"}}`},
-		{"client code case variants are other fields", `{"head":{"key":"K"},"body":{"clientcode":"x"}}`,
-			`{"head":{"key":"K"},"body":{"ClientCode":"C","clientcode":"x"}}`},
+		{"client code case variants are dropped", `{"head":{"key":"K"},"body":{"clientcode":"x","a":1,"CLIENTCODE":"y"}}`,
+			`{"head":{"key":"K"},"body":{"ClientCode":"C","a":1}}`},
 		{"non-object head and body", `{"head":null,"body":[1]}`, `{"head":{"key":"K"},"body":{"ClientCode":"C"}}`},
 		{"missing body goes after head", `{"a":1,"head":{"key":"old"},"z":2}`,
 			`{"a":1,"head":{"key":"K"},"body":{"ClientCode":"C"},"z":2}`},
@@ -103,8 +103,8 @@ func TestInject(t *testing.T) {
 			body: ptr(`{"head":{},"body":{"ClientCode":""}}`), wantBody: `{"head":{"key":"APPKEY123"},"body":{"ClientCode":"50012322"}}`, wantCT: "application/json"},
 		{name: "json with charset", url: ServiceURL + "/V3/OrderBook", ct: "application/json; charset=utf-8",
 			body: ptr(`{"body":{}}`), wantBody: `{"head":{"key":"APPKEY123"},"body":{"ClientCode":"50012322"}}`, wantCT: "application/json; charset=utf-8"},
-		{name: "no content type, object", url: ServiceURL + "/V3/OrderBook",
-			body: ptr("  \n{\"body\":{}}"), wantBody: `{"head":{"key":"APPKEY123"},"body":{"ClientCode":"50012322"}}`, wantCT: "application/json"},
+		{name: "no content type, object untouched", url: ServiceURL + "/V3/OrderBook",
+			body: ptr("  \n{\"body\":{}}"), wantBody: "  \n{\"body\":{}}"},
 		{name: "no content type, not an object", url: ServiceURL + "/V3/OrderBook",
 			body: ptr("hello"), wantBody: "hello"},
 		{name: "text/plain untouched", url: ServiceURL + "/V3/OrderBook", ct: "text/plain",
@@ -119,8 +119,8 @@ func TestInject(t *testing.T) {
 			body: ptr(`not json`), wantErr: auth.ErrBadRequest},
 		{name: "json array", url: ServiceURL + "/V3/OrderBook", ct: "application/vnd.x+json",
 			body: ptr(`[1]`), wantErr: auth.ErrBadRequest},
-		{name: "brace without content type, invalid", url: ServiceURL + "/V3/OrderBook",
-			body: ptr(`{oops`), wantErr: auth.ErrBadRequest},
+		{name: "brace without content type untouched", url: ServiceURL + "/V3/OrderBook",
+			body: ptr(`{oops`), wantBody: `{oops`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,7 +31,7 @@ type member struct {
 // by a fresh object when they are not objects. Under head every
 // spelling of "key" ("Key", "KEY" ...) is removed and exactly one "key"
 // is left where the first was (first in head otherwise); under body every
-// "ClientCode" is removed and one is left where the first was (first in body
+// spelling of "ClientCode" ("clientcode" ...) is removed and one is left where the first was (first in body
 // otherwise). Duplicate top-level "head"/"body" members are each rewritten.
 //
 // A body that is not JSON, or JSON that is not an object, yields an error
@@ -70,7 +70,8 @@ func RewriteBody(body []byte, appKey, clientCode string) ([]byte, error) {
 			}
 			parts = append(parts, joinMember(m.keyRaw, nv))
 		case "body":
-			nv, err := setMember(m.val, func(k string) bool { return k == "ClientCode" }, `"ClientCode"`, codeJSON)
+			// Every spelling of ClientCode goes: 5paisa may read any.
+			nv, err := setMember(m.val, func(k string) bool { return strings.EqualFold(k, "ClientCode") }, `"ClientCode"`, codeJSON)
 			if err != nil {
 				return nil, fmt.Errorf("%w: body: %w", auth.ErrBadRequest, err)
 			}

@@ -85,12 +85,15 @@ const (
 	maxTokenLen   = 16 << 10
 )
 
-// bypassPath reports whether p is one of Tradovate's token endpoints, which a
-// client may call itself.
+// bypassPath reports whether p is one of Tradovate's token endpoints (login,
+// OAuth code exchange, renewal), which a client may call itself: they are
+// never injected into, so no client can mint or renew a token with the
+// account's own through the proxy.
 func bypassPath(p string) bool {
 	p = strings.ToLower(path.Clean("/" + p))
 	switch p {
-	case "/v1/auth/accesstokenrequest", "/auth/accesstokenrequest", "/v1/auth/oauthtoken", "/auth/oauthtoken":
+	case "/v1/auth/accesstokenrequest", "/auth/accesstokenrequest", "/v1/auth/oauthtoken", "/auth/oauthtoken",
+		"/v1/auth/renewaccesstoken", "/auth/renewaccesstoken":
 		return true
 	}
 	return false

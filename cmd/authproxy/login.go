@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -218,7 +219,7 @@ func statusCredentials(cfg *config.Config, account string) (string, auth.Secret)
 	}
 	sort.Strings(users)
 	for _, u := range users {
-		if cfg.ProxyAuth.Accounts[u] == account || u == account {
+		if slices.Contains(cfg.ProxyAuth.Accounts[u], account) || u == account {
 			return u, cfg.ProxyAuth.Users[u]
 		}
 	}

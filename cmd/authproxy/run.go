@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/proxy"
 )
@@ -45,6 +46,11 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addr string, p *proxy.Proxy)) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
+	}
+	// Before anything in it is opened: a dir others can write could hold a
+	// planted CA, tokens or a lock-file symlink.
+	if err := certs.CheckDir(cfg.StateDir); err != nil {
+		return err
 	}
 	unlock, err := lockStateDir(cfg.StateDir)
 	if err != nil {
@@ -94,6 +100,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		Upstream:     w.upstream,
 		Users:        proxyUsers(cfg),
 		UserAccounts: proxyUserAccounts(cfg),
+		AllowPrivate: cfg.ProxyAuth != nil && cfg.ProxyAuth.AllowPrivateNetworks,
 		MaxBody:      cfg.Limits.MaxBody,
 		MaxTunnels:   cfg.Limits.MaxTunnels,
 		IdleTimeout:  cfg.Limits.IdleTimeout,
@@ -232,9 +239,10 @@ func callbackListeners(ctx context.Context, cfg *config.Config, addr string, p *
 // dir unknowingly.
 func lockStateDir(dir string) (func(), error) {
 	path := filepath.Join(dir, "authproxy.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	// O_NOFOLLOW: a symlink planted as the lock file is never followed.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s (it must be a plain file, not a symlink): %w", path, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -282,7 +290,7 @@ func proxyUsers(cfg *config.Config) map[string]auth.Secret {
 	return cfg.ProxyAuth.Users
 }
 
-func proxyUserAccounts(cfg *config.Config) map[string]string {
+func proxyUserAccounts(cfg *config.Config) map[string][]string {
 	if cfg.ProxyAuth == nil {
 		return nil
 	}

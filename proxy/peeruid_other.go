@@ -1,0 +1,16 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// peerUIDSupported is false: this platform offers no way here to tell
+// which user owns a loopback client socket; use [proxy_auth].
+const peerUIDSupported = false
+
+func defaultPeerUID(netip.AddrPort, netip.AddrPort) (int, error) {
+	return 0, errors.New("peer uid lookup is not supported on this platform")
+}
