@@ -30,12 +30,13 @@ type env struct {
 	stdin          io.Reader
 	getenv         func(string) string
 	lookupEnv      func(string) (string, bool)
+	environ        func() []string // may be nil (tests): no near-miss hints then
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin,
-		getenv: os.Getenv, lookupEnv: os.LookupEnv})
+		getenv: os.Getenv, lookupEnv: os.LookupEnv, environ: os.Environ})
 	stop()
 	os.Exit(code)
 }
