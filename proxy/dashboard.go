@@ -21,6 +21,9 @@ type DashboardOptions struct {
 	// Poll is how often the page's script fetches fresh rows; default 5s.
 	// Without JavaScript the page reloads itself every 3×Poll.
 	Poll time.Duration
+	// Config is the rules.toml path shown in the help line ("" leaves
+	// --config out).
+	Config string
 }
 
 // Dashboard is the HTML page at the proxy's "/": one row per account with
@@ -36,6 +39,7 @@ type DashboardOptions struct {
 type Dashboard struct {
 	now    func() time.Time
 	poll   time.Duration
+	config string
 	status atomic.Pointer[func() StatusReport]
 
 	mu  sync.Mutex
@@ -49,7 +53,7 @@ type dayCounts struct {
 
 // NewDashboard returns a dashboard with no status source yet.
 func NewDashboard(opts DashboardOptions) *Dashboard {
-	d := &Dashboard{now: opts.Now, poll: opts.Poll, by: make(map[string]*dayCounts)}
+	d := &Dashboard{now: opts.Now, poll: opts.Poll, config: opts.Config, by: make(map[string]*dayCounts)}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -165,6 +169,7 @@ type dashView struct {
 	PollMillis  int64
 	Refresh     int64 // seconds, for the no-JavaScript meta refresh
 	Starting    bool
+	Config      string // rules.toml path for the help line
 	Rows        []dashRow
 }
 
@@ -190,6 +195,7 @@ func (d *Dashboard) view() dashView {
 		Updated:    now.Local().Format("15:04:05"),
 		PollMillis: d.poll.Milliseconds(),
 		Refresh:    int64((3 * d.poll).Seconds()),
+		Config:     d.config,
 	}
 	f := d.status.Load()
 	if f == nil {
@@ -349,7 +355,8 @@ var dashTmpl = template.Must(template.New("dash").Parse(`
 <div id="live">{{template "live" .}}</div>
 <section class="help">
 <h2>Point a script at it</h2>
-<pre>eval "$(authproxy env)"        # sh, bash, zsh; --shell fish|powershell; --python for a notebook</pre>
+<pre>eval "$(authproxy env{{if .Config}} --config {{.Config}}{{end}})"        # sh, bash, zsh; --shell fish|powershell; --python for a notebook</pre>
+<p>Clients must trust the local CA: <a href="/ca.pem" download="authproxy-ca.pem">download ca.pem</a>, or run <code>authproxy ca install</code> to add it to the system store.</p>
 <p>Machine-readable: <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> (Prometheus) · <a href="/healthz">/healthz</a></p>
 </section>
 </main>

@@ -145,6 +145,9 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	if !sameAddr(addr, *listenAddr) && !strings.HasSuffix(*listenAddr, ":0") {
+		fmt.Fprintf(e.stdout, "%s is in use (another authproxy? `authproxy status` tells), so the demo listens on %s instead; pass --listen to choose.\n\n", *listenAddr, addr)
+	}
 	fakes.pf.SetRedirectURI("http://" + addr + "/callback/pocketful")
 	cfgPath, err := writeDemoConfig(dir, addr, fakes)
 	if err != nil {

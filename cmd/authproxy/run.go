@@ -66,7 +66,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	fixRedirects(cfg, addr)
 
 	metrics := proxy.NewMetrics()
-	dash := proxy.NewDashboard(proxy.DashboardOptions{})
+	dash := proxy.NewDashboard(proxy.DashboardOptions{Config: cfg.Path})
 	pages := http.NewServeMux()
 	pages.Handle("GET /metrics", metrics)
 	pages.Handle("/", dash)
@@ -126,6 +126,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	defer os.Remove(filepath.Join(cfg.StateDir, "proxy.json"))
 
+	for _, a := range cfg.Accounts {
+		if msg := redirectMismatch(addr, a); msg != "" {
+			logger.Warn("browser login will not come back to this proxy", "account", a.Name, "problem", msg)
+		}
+	}
 	configured := 0
 	for _, a := range w.accounts {
 		if a.Source != nil {
@@ -166,6 +171,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 func listen(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: %w: another program (perhaps another authproxy: `authproxy status` tells) already uses that port; stop it, or start this one elsewhere with --listen 127.0.0.1:PORT (or listen = ... in rules.toml)", addr, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
