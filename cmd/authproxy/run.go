@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -26,6 +27,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	var cf commonFlags
 	fs := newFlags("run", e)
 	cf.register(fs, true)
+	reload := fs.Bool("reload", false, "re-read rules.toml on SIGHUP: new and changed accounts take effect, unchanged ones keep their tokens")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,12 +39,22 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	logger := newLogger(e.stderr, &cf)
-	return serve(ctx, cfg, logger, nil)
+	var reread func() (*config.Config, error)
+	if *reload {
+		reread = func() (*config.Config, error) { return loadConfig(&cf, e) }
+	}
+	return serveReload(ctx, cfg, logger, nil, reread)
 }
 
 // serve runs the proxy until ctx is done. ready, when non-nil, receives the
 // bound address once the proxy accepts connections.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addr string, p *proxy.Proxy)) error {
+	return serveReload(ctx, cfg, logger, ready, nil)
+}
+
+// serveReload is serve; with reread non-nil, SIGHUP re-reads the config
+// and swaps in a proxy built from it on the same listener.
+func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addr string, p *proxy.Proxy), reread func() (*config.Config, error)) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
@@ -70,30 +82,37 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	pages := http.NewServeMux()
 	pages.Handle("GET /metrics", metrics)
 	pages.Handle("/", dash)
-	w, err := wire(ctx, cfg, logger, time.Now, metrics.OnEvent, dash.OnEvent)
+	hooks := []func(auth.Event){metrics.OnEvent, dash.OnEvent}
+	w, err := wire(ctx, cfg, logger, time.Now, hooks...)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	p, err := proxy.New(proxy.Options{
-		Extra:        pages,
-		Observe:      func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) },
-		Logger:       logger,
-		Listen:       addr,
-		CA:           ca,
-		Accounts:     w.accounts,
-		Passthrough:  cfg.Passthrough,
-		Upstream:     w.upstream,
-		Users:        proxyUsers(cfg),
-		UserAccounts: proxyUserAccounts(cfg),
-		MaxBody:      cfg.Limits.MaxBody,
-		MaxTunnels:   cfg.Limits.MaxTunnels,
-		IdleTimeout:  cfg.Limits.IdleTimeout,
-	})
+	newProxy := func(w *wiring) (*proxy.Proxy, error) {
+		cfg := w.cfg
+		return proxy.New(proxy.Options{
+			Extra:        pages,
+			Observe:      func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) },
+			Logger:       logger,
+			Listen:       addr,
+			CA:           ca,
+			Accounts:     w.accounts,
+			Passthrough:  cfg.Passthrough,
+			Upstream:     w.upstream,
+			Users:        proxyUsers(cfg),
+			UserAccounts: proxyUserAccounts(cfg),
+			MaxBody:      cfg.Limits.MaxBody,
+			MaxTunnels:   cfg.Limits.MaxTunnels,
+			IdleTimeout:  cfg.Limits.IdleTimeout,
+		})
+	}
+	p, err := newProxy(w)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	live := &liveProxy{}
+	live.p.Store(p)
 	metrics.SetStatus(p.Status)
 	dash.SetStatus(p.Status)
 	headerTimeout := 30 * time.Second
@@ -101,7 +120,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		headerTimeout = idle // a client that sends nothing is idle
 	}
 	srv := &http.Server{
-		Handler:           p,
+		Handler:           live,
 		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -110,12 +129,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, c := range w.caches {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.Run(runCtx) }()
-	}
-	callbacks, err := callbackListeners(ctx, cfg, addr, p, logger)
+	runner := newCacheRunner(runCtx)
+	runner.set(w.caches)
+	var wg sync.WaitGroup // old proxies draining after a reload
+	callbacks, err := callbackListeners(ctx, cfg, addr, live.current, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -145,13 +162,44 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	if ready != nil {
 		ready(addr, p)
 	}
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err := <-errc:
-		cancel()
-		wg.Wait()
-		return fmt.Errorf("serve: %w", err)
+	var hup chan os.Signal
+	if reread != nil {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		logger.Info("send SIGHUP to re-read the config", "pid", os.Getpid(), "config", cfg.Path)
+	}
+serving:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			break serving
+		case err := <-errc:
+			cancel()
+			runner.wait()
+			wg.Wait()
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			nw, np, err := reloadProxy(runCtx, w, reread, addr, logger, hooks, newProxy)
+			if err != nil {
+				logger.Error("reload failed; still serving the previous config", "err", err)
+				continue
+			}
+			old := live.current()
+			live.p.Store(np)
+			metrics.SetStatus(np.Status)
+			dash.SetStatus(np.Status)
+			runner.set(nw.caches)
+			w = nw
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				drainCtx, done := context.WithTimeout(runCtx, 30*time.Second)
+				defer done()
+				_ = old.Shutdown(drainCtx) // its open connections finish; new ones reach np
+			}()
+		}
 	}
 	shutCtx, done := context.WithTimeout(context.Background(), 8*time.Second)
 	defer done()
@@ -159,8 +207,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		_ = s.Shutdown(shutCtx)
 	}
 	_ = srv.Shutdown(shutCtx)
-	_ = p.Shutdown(shutCtx)
+	_ = live.current().Shutdown(shutCtx)
 	cancel()
+	runner.wait()
 	wg.Wait()
 	logger.Info("stopped; tokens are saved", "state_dir", cfg.StateDir)
 	return nil
@@ -191,7 +240,7 @@ func fixRedirects(cfg *config.Config, addr string) {
 
 // callbackListeners serves /callback/NAME on the host:port of any
 // redirect_uri that is not the proxy's own address (a loopback listener).
-func callbackListeners(ctx context.Context, cfg *config.Config, addr string, p *proxy.Proxy, logger *slog.Logger) ([]*http.Server, error) {
+func callbackListeners(ctx context.Context, cfg *config.Config, addr string, current func() *proxy.Proxy, logger *slog.Logger) ([]*http.Server, error) {
 	seen := map[string]bool{addr: true}
 	var out []*http.Server
 	for _, a := range cfg.Accounts {
@@ -217,7 +266,7 @@ func callbackListeners(ctx context.Context, cfg *config.Config, addr string, p *
 		name := a.Name
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			r.SetPathValue("name", name)
-			p.ServeCallback(w, r)
+			current().ServeCallback(w, r)
 		})
 		s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = s.Serve(ln) }()
