@@ -50,7 +50,6 @@ func warnNoProxy(ctx context.Context, w io.Writer, cfg *config.Config) {
 	}
 }
 
-
 // dropBrokerBypass removes NO_PROXY entries that would send a broker host
 // around the proxy (a bare request with no credentials), saying so.
 func dropBrokerBypass(w io.Writer, noProxy string, cfg *config.Config) string {
