@@ -170,6 +170,8 @@ type dashView struct {
 	Refresh     int64 // seconds, for the no-JavaScript meta refresh
 	Starting    bool
 	Config      string // rules.toml path for the help line
+	TLSFailures int64  // client TLS handshakes broken off since start
+	TLSLast     string // the last one: "host: reason (at 15:04:05)"
 	Rows        []dashRow
 }
 
@@ -204,6 +206,12 @@ func (d *Dashboard) view() dashView {
 	}
 	rep := (*f)()
 	v.Listen, v.OpenTunnels = rep.Listen, rep.OpenTunnels
+	if rep.ClientTLSFailures > 0 {
+		v.TLSFailures, v.TLSLast = rep.ClientTLSFailures, rep.LastClientTLSFailure
+		if rep.LastClientTLSAt != nil {
+			v.TLSLast += " (at " + rep.LastClientTLSAt.Local().Format("15:04:05") + ")"
+		}
+	}
 	today := d.today()
 	for _, a := range rep.Accounts {
 		v.Rows = append(v.Rows, dashRowFor(a, today[a.Name], now))
@@ -364,6 +372,7 @@ var dashTmpl = template.Must(template.New("dash").Parse(`
 </html>
 {{end}}
 {{define "live"}}<p class="summary">{{if .Starting}}starting…{{else}}listening on <code>{{.Listen}}</code> · {{.OpenTunnels}} open tunnel{{if ne .OpenTunnels 1}}s{{end}}{{end}} · <span id="updated">updated {{.Updated}}</span></p>
+{{if .TLSFailures}}<p class="tlsfail">{{.TLSFailures}} client TLS handshake{{if ne .TLSFailures 1}}s{{end}} failed — a client does not trust the local CA? Last: {{.TLSLast}}. Fix: <code>eval "$(authproxy env)"</code> in its shell, or <code>authproxy ca install</code>; the CA: <a href="/ca.pem">/ca.pem</a></p>{{end}}
 <table id="accounts">
 <thead><tr><th>Account</th><th>Broker</th><th>State</th><th>Token expires</th><th class="num">Requests today</th><th class="num">Logins today</th><th>Last error</th><th></th></tr></thead>
 <tbody>
@@ -445,6 +454,7 @@ th { font-weight: 600; font-size: .9em; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.name { font-weight: 600; }
 td.err { color: var(--bad); font-size: .85em; max-width: 24em; overflow-wrap: anywhere; }
+.tlsfail { color: var(--bad); }
 .state { font-weight: 600; }
 .state.ok { color: var(--ok); }
 .state.warn, .countdown.soon { color: var(--warn); }

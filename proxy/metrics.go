@@ -27,6 +27,7 @@ type Metrics struct {
 	status   atomic.Pointer[func() StatusReport]
 
 	descExpiry, descReady, descTunnels, descStore *prometheus.Desc
+	descClientTLS                                 *prometheus.Desc
 }
 
 // Login kinds of authproxy_logins_total.
@@ -72,6 +73,8 @@ func NewMetrics() *Metrics {
 			[]string{"account", "state"}, nil),
 		descTunnels: prometheus.NewDesc("authproxy_open_tunnels",
 			"Open CONNECT tunnels (decrypted and blind).", nil, nil),
+		descClientTLS: prometheus.NewDesc("authproxy_client_tls_failures_total",
+			"TLS handshakes clients broke off on the proxy's certificate (usually: the client does not trust the authproxy CA).", nil, nil),
 		descStore: prometheus.NewDesc("authproxy_store_up",
 			"1 when the account's last call to the shared token store succeeded (always 1 with the file store), else 0.",
 			[]string{"account"}, nil),
@@ -155,6 +158,7 @@ func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.m.descReady
 	ch <- c.m.descStore
 	ch <- c.m.descTunnels
+	ch <- c.m.descClientTLS
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -164,6 +168,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	rep := (*f)()
 	ch <- prometheus.MustNewConstMetric(c.m.descTunnels, prometheus.GaugeValue, float64(rep.OpenTunnels))
+	ch <- prometheus.MustNewConstMetric(c.m.descClientTLS, prometheus.CounterValue, float64(rep.ClientTLSFailures))
 	for _, a := range rep.Accounts {
 		ready := 0.0
 		if a.State == auth.StateReady {

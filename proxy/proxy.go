@@ -116,6 +116,7 @@ type Proxy struct {
 	wildcard []*Account
 	closed   chan struct{}
 	once     sync.Once
+	tlsFails clientTLSFailures
 }
 
 // New builds a Proxy. It starts no goroutine except the MITM server loop.
