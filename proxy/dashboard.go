@@ -232,7 +232,10 @@ func dashRowFor(a AccountStatus, today dayCounts, now time.Time) dashRow {
 		row.ExpiresIn = int64(a.Expiry.Sub(now) / time.Second)
 		row.Countdown = countdown(row.ExpiresIn)
 		row.Expires = a.Expiry.Local().Format("Mon 2 Jan 15:04:05 MST")
-		row.Soon = row.ExpiresIn > 0 && row.ExpiresIn < 15*60 && a.Interactive
+		row.Soon = row.ExpiresIn > 0 && LoginDue(a, now)
+		if row.Soon && row.Detail == "" {
+			row.Detail = "log in again before " + a.Expiry.Local().Format("15:04") + ": a browser login cannot be renewed by the proxy"
+		}
 	}
 	var total int64
 	parts := make([]string, 0, len(a.Requests))
