@@ -237,9 +237,13 @@ func dashRowFor(a AccountStatus, today dayCounts, now time.Time) dashRow {
 			row.Detail = "log in again before " + a.Expiry.Local().Format("15:04") + ": a browser login cannot be renewed by the proxy"
 		}
 	}
-	var total int64
+	var total, bypassed int64
 	parts := make([]string, 0, len(a.Requests))
 	for k, n := range a.Requests {
+		if k == "bypass" { // not counted, as in Observe and `authproxy status`
+			bypassed += n
+			continue
+		}
 		total += n
 		parts = append(parts, fmt.Sprintf("%s %d", k, n))
 	}
@@ -248,9 +252,17 @@ func dashRowFor(a AccountStatus, today dayCounts, now time.Time) dashRow {
 	if len(parts) > 0 {
 		row.RequestsTitle += " (" + strings.Join(parts, ", ") + ")"
 	}
+	if bypassed > 0 {
+		row.RequestsTitle += fmt.Sprintf("; not counted: %d to the broker's own login pages", bypassed)
+	}
 	row.LoginsTitle = fmt.Sprintf("today: %d logins, %d renewals, %d failures; since start: %d logins, %d renewals, %d failures",
 		today.logins, today.renewals, today.failures, a.Logins, a.Refreshes, a.Failures)
 	row.LastError = clip(a.LastError, 300)
+	// The state words or their detail may already carry the error: show
+	// it once.
+	if short := clip(a.LastError, 160); short != "" && (strings.Contains(row.State, short) || strings.Contains(row.Detail, short)) {
+		row.LastError = ""
+	}
 	return row
 }
 
@@ -457,7 +469,9 @@ th { font-weight: 600; font-size: .9em; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.name { font-weight: 600; }
 td.err { color: var(--bad); font-size: .85em; max-width: 24em; overflow-wrap: anywhere; }
-.tlsfail { color: var(--bad); }
+.tlsfail { color: var(--bad); overflow-wrap: anywhere; }
+.detail, .state { overflow-wrap: anywhere; }
+td:nth-child(3) { max-width: 28em; }
 .state { font-weight: 600; }
 .state.ok { color: var(--ok); }
 .state.warn, .countdown.soon { color: var(--warn); }

@@ -48,3 +48,18 @@ func TestLoginDueWarnings(t *testing.T) {
 		t.Error("a renewable account has authproxy_login_due")
 	}
 }
+
+// An error shown in the state words is not repeated in the last-error
+// column; bypassed requests are left out of the counts as in `status`.
+func TestDashboardErrorOnceAndBypass(t *testing.T) {
+	now := time.Now()
+	long := "login: account \"tg\": login for \"tg\" refused (HTTP 401): Invalid MPIN"
+	row := dashRowFor(AccountStatus{Name: "tg", Type: "tradingo", State: "error", LastError: long,
+		Requests: map[string]int64{"ok": 2, "bypass": 3}}, dayCounts{requests: 2}, now)
+	if !strings.Contains(row.State, "Invalid MPIN") || row.LastError != "" {
+		t.Errorf("state %q, last error column %q", row.State, row.LastError)
+	}
+	if !strings.HasPrefix(row.RequestsTitle, "since the proxy started: 2 (ok 2)") || !strings.Contains(row.RequestsTitle, "not counted: 3") {
+		t.Errorf("requests title %q", row.RequestsTitle)
+	}
+}
