@@ -56,12 +56,21 @@ func (p *Proxy) handshakeClient(tc *tls.Conn, client net.Conn, host string) erro
 	ctx, cancel := context.WithTimeout(context.Background(), min(30*time.Second, p.opts.IdleTimeout))
 	defer cancel()
 	err := tc.HandshakeContext(ctx)
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-		return err // a client that hangs up without a word is not a trust problem
+	if err == nil || errors.Is(err, net.ErrClosed) {
+		return err
 	}
 	reason := err.Error()
+	hung := errors.Is(err, io.EOF) || strings.Contains(reason, "connection reset")
+	if hung {
+		if tc.ConnectionState().ServerName == "" {
+			return err // hung up before its ClientHello: not a trust problem
+		}
+		// Node.js and others close the socket without an alert when they
+		// reject the certificate.
+		reason = "the client closed the connection after seeing the proxy's certificate"
+	}
 	hint := ""
-	if strings.Contains(reason, "unknown certificate authority") || strings.Contains(reason, "bad certificate") ||
+	if hung || strings.Contains(reason, "unknown certificate authority") || strings.Contains(reason, "bad certificate") ||
 		strings.Contains(reason, "certificate unknown") || strings.Contains(reason, "certificate required") {
 		hint = "the client does not trust the authproxy CA: run eval \"$(authproxy env)\" in its shell (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS), " +
 			"or `authproxy ca install`; the CA is at http://" + p.opts.Listen + "/ca.pem"
