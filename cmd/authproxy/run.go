@@ -133,7 +133,10 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 	runner.set(w.caches)
 	var wg sync.WaitGroup // old proxies draining after a reload
 	wg.Add(1)
-	go func() { defer wg.Done(); warnExpiries(runCtx, func() proxy.StatusReport { return live.current().Status() }, logger) }()
+	go func() {
+		defer wg.Done()
+		warnExpiries(runCtx, func() proxy.StatusReport { return live.current().Status() }, logger)
+	}()
 	callbacks, err := callbackListeners(ctx, cfg, addr, live.current, logger)
 	if err != nil {
 		ln.Close()
