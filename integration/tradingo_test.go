@@ -296,11 +296,18 @@ func TestCheckAndEnvCommands(t *testing.T) {
 		t.Fatalf("unknown command: %v, want exit 2", err)
 	}
 	envOut := runCLI(t, w, "env", "--config", good)
-	for _, want := range []string{"export HTTPS_PROXY=", "export HTTP_PROXY=", "export NO_PROXY=", "export SSL_CERT_FILE=",
+	for _, want := range []string{"export HTTPS_PROXY=", "export NO_PROXY=", "export SSL_CERT_FILE=",
 		"export REQUESTS_CA_BUNDLE=", "export CURL_CA_BUNDLE=", "export NODE_EXTRA_CA_CERTS="} {
 		if !strings.Contains(envOut, want) {
 			t.Errorf("env output lacks %q:\n%s", want, envOut)
 		}
+	}
+	// Plain-http traffic goes through the proxy only when asked (--http).
+	if strings.Contains(strings.ToUpper(envOut), "HTTP_PROXY=") {
+		t.Errorf("env without --http exports HTTP_PROXY:\n%s", envOut)
+	}
+	if out := runCLI(t, w, "env", "--config", good, "--http"); !strings.Contains(out, "export HTTP_PROXY=") || !strings.Contains(out, "export http_proxy=") {
+		t.Errorf("env --http lacks HTTP_PROXY/http_proxy:\n%s", out)
 	}
 	for _, sh := range []string{"fish", "powershell"} {
 		if out := runCLI(t, w, "env", "--config", good, "--shell", sh); !strings.Contains(out, "HTTPS_PROXY") {

@@ -229,6 +229,9 @@ with urllib.request.urlopen(req, timeout=30) as r:
 			t.Errorf("request log line %v", m)
 		}
 	}
+	if n := strings.Count(p.Output(), "client TLS handshake failed"); n != 1 {
+		t.Errorf("node's refused handshake logged %d times, want 1:\n%s", n, p.Output())
+	}
 	if strings.Contains(p.Output(), "do-not-log-me") {
 		t.Errorf("the query string was logged")
 	}
@@ -249,6 +252,7 @@ with urllib.request.urlopen(req, timeout=30) as r:
 		`authproxy_token_expiry_seconds{account="tg"} `,
 		`authproxy_upstream_duration_seconds_count{account="tg"} 4`,
 		`authproxy_open_tunnels `,
+		"authproxy_client_tls_failures_total 1", // node without NODE_EXTRA_CA_CERTS
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
@@ -277,6 +281,15 @@ with urllib.request.urlopen(req, timeout=30) as r:
 		!strings.Contains(dout, "ok    curl") || !strings.Contains(dout, "verifies against it") ||
 		!strings.Contains(dout, "ok    clock") || !strings.Contains(dout, "ok    account   tg (tradingo): ready") {
 		t.Errorf("doctor with the right env: exit %d\n%s", code, dout)
+	}
+	// Its Python check is a real handshake through the proxy.
+	if !strings.Contains(dout, "ok    python    python3 completed a TLS handshake with "+tgHost+" through the proxy: requests with CA bundle") {
+		t.Errorf("doctor's python handshake:\n%s", dout)
+	}
+	code, dout = runBinary(t, append(withoutVars(env, "REQUESTS_CA_BUNDLE"), "REQUESTS_CA_BUNDLE="+w.caFile), "doctor", "--config", cfg)
+	if code != 1 || !strings.Contains(dout, "fail  python    python3 could not complete a TLS handshake with "+tgHost+" through the proxy") ||
+		!strings.Contains(dout, "CERTIFICATE_VERIFY_FAILED") {
+		t.Errorf("doctor with a requests bundle lacking the CA: exit %d\n%s", code, dout)
 	}
 	// ...and a failure, with its fix, when HTTPS_PROXY is unset.
 	code, dout = runBinary(t, withoutVars(env, "HTTPS_PROXY", "https_proxy"), "doctor", "--config", cfg)

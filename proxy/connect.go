@@ -213,6 +213,10 @@ func newMITMServer(p *Proxy) *mitmServer {
 func (m *mitmServer) serve(client net.Conn, info *connInfo) {
 	cfg := m.p.opts.CA.TLSConfig(info.host)
 	tc := tls.Server(client, cfg)
+	if err := m.p.handshakeClient(tc, client, info.host); err != nil {
+		tc.Close()
+		return
+	}
 	m.infos.Store(tc, info)
 	if !m.ln.push(tc) {
 		m.infos.Delete(tc)

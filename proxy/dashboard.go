@@ -22,6 +22,9 @@ type DashboardOptions struct {
 	// Poll is how often the page's script fetches fresh rows; default 5s.
 	// Without JavaScript the page reloads itself every 3×Poll.
 	Poll time.Duration
+	// Config is the rules.toml path shown in the help line ("" leaves
+	// --config out).
+	Config string
 }
 
 // Dashboard is the HTML page at the proxy's "/": one row per account with
@@ -37,6 +40,7 @@ type DashboardOptions struct {
 type Dashboard struct {
 	now    func() time.Time
 	poll   time.Duration
+	config string
 	status atomic.Pointer[func() StatusReport]
 	orders atomic.Pointer[func(int) []guard.Entry] // dashboard_guard.go
 
@@ -51,7 +55,7 @@ type dayCounts struct {
 
 // NewDashboard returns a dashboard with no status source yet.
 func NewDashboard(opts DashboardOptions) *Dashboard {
-	d := &Dashboard{now: opts.Now, poll: opts.Poll, by: make(map[string]*dayCounts)}
+	d := &Dashboard{now: opts.Now, poll: opts.Poll, config: opts.Config, by: make(map[string]*dayCounts)}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -167,6 +171,9 @@ type dashView struct {
 	PollMillis  int64
 	Refresh     int64 // seconds, for the no-JavaScript meta refresh
 	Starting    bool
+	Config      string // rules.toml path for the help line
+	TLSFailures int64  // client TLS handshakes broken off since start
+	TLSLast     string // the last one: "host: reason (at 15:04:05)"
 	Rows        []dashRow
 	Orders      []dashOrder // latest orders (dashboard_guard.go)
 	HasOrders   bool        // the order guard is on
@@ -196,6 +203,7 @@ func (d *Dashboard) view() dashView {
 		Updated:    now.Local().Format("15:04:05"),
 		PollMillis: d.poll.Milliseconds(),
 		Refresh:    int64((3 * d.poll).Seconds()),
+		Config:     d.config,
 	}
 	f := d.status.Load()
 	if f == nil {
@@ -204,6 +212,12 @@ func (d *Dashboard) view() dashView {
 	}
 	rep := (*f)()
 	v.Listen, v.OpenTunnels = rep.Listen, rep.OpenTunnels
+	if rep.ClientTLSFailures > 0 {
+		v.TLSFailures, v.TLSLast = rep.ClientTLSFailures, rep.LastClientTLSFailure
+		if rep.LastClientTLSAt != nil {
+			v.TLSLast += " (at " + rep.LastClientTLSAt.Local().Format("15:04:05") + ")"
+		}
+	}
 	today := d.today()
 	for _, a := range rep.Accounts {
 		v.Rows = append(v.Rows, dashRowFor(a, today[a.Name], now))
@@ -225,11 +239,18 @@ func dashRowFor(a AccountStatus, today dayCounts, now time.Time) dashRow {
 		row.ExpiresIn = int64(a.Expiry.Sub(now) / time.Second)
 		row.Countdown = countdown(row.ExpiresIn)
 		row.Expires = a.Expiry.Local().Format("Mon 2 Jan 15:04:05 MST")
-		row.Soon = row.ExpiresIn > 0 && row.ExpiresIn < 15*60 && a.Interactive
+		row.Soon = row.ExpiresIn > 0 && LoginDue(a, now)
+		if row.Soon && row.Detail == "" {
+			row.Detail = "log in again before " + a.Expiry.Local().Format("15:04") + ": a browser login cannot be renewed by the proxy"
+		}
 	}
-	var total int64
+	var total, bypassed int64
 	parts := make([]string, 0, len(a.Requests))
 	for k, n := range a.Requests {
+		if k == "bypass" { // not counted, as in Observe and `authproxy status`
+			bypassed += n
+			continue
+		}
 		total += n
 		parts = append(parts, fmt.Sprintf("%s %d", k, n))
 	}
@@ -238,9 +259,17 @@ func dashRowFor(a AccountStatus, today dayCounts, now time.Time) dashRow {
 	if len(parts) > 0 {
 		row.RequestsTitle += " (" + strings.Join(parts, ", ") + ")"
 	}
+	if bypassed > 0 {
+		row.RequestsTitle += fmt.Sprintf("; not counted: %d to the broker's own login pages", bypassed)
+	}
 	row.LoginsTitle = fmt.Sprintf("today: %d logins, %d renewals, %d failures; since start: %d logins, %d renewals, %d failures",
 		today.logins, today.renewals, today.failures, a.Logins, a.Refreshes, a.Failures)
 	row.LastError = clip(a.LastError, 300)
+	// The state words or their detail may already carry the error: show
+	// it once.
+	if short := clip(a.LastError, 160); short != "" && (strings.Contains(row.State, short) || strings.Contains(row.Detail, short)) {
+		row.LastError = ""
+	}
 	return row
 }
 
@@ -357,7 +386,8 @@ var dashTmpl = template.Must(template.New("dash").Parse(`
 <div id="live">{{template "live" .}}</div>
 <section class="help">
 <h2>Point a script at it</h2>
-<pre>eval "$(authproxy env)"        # sh, bash, zsh; --shell fish|powershell; --python for a notebook</pre>
+<pre>eval "$(authproxy env{{if .Config}} --config {{.Config}}{{end}})"        # sh, bash, zsh; --shell fish|powershell; --python for a notebook</pre>
+<p>Clients must trust the local CA: <a href="/ca.pem" download="authproxy-ca.pem">download ca.pem</a>, or run <code>authproxy ca install</code> to add it to the system store.</p>
 <p>Machine-readable: <a href="/status">/status</a> (JSON) · <a href="/metrics">/metrics</a> (Prometheus) · <a href="/healthz">/healthz</a></p>
 </section>
 </main>
@@ -365,6 +395,7 @@ var dashTmpl = template.Must(template.New("dash").Parse(`
 </html>
 {{end}}
 {{define "live"}}{{template "guardBanner" .}}<p class="summary">{{if .Starting}}starting…{{else}}listening on <code>{{.Listen}}</code> · {{.OpenTunnels}} open tunnel{{if ne .OpenTunnels 1}}s{{end}}{{end}} · <span id="updated">updated {{.Updated}}</span></p>
+{{if .TLSFailures}}<p class="tlsfail">{{.TLSFailures}} client TLS handshake{{if ne .TLSFailures 1}}s{{end}} failed — a client does not trust the local CA? Last: {{.TLSLast}}. Fix: <code>eval "$(authproxy env)"</code> in its shell, or <code>authproxy ca install</code>; the CA: <a href="/ca.pem">/ca.pem</a></p>{{end}}
 <table id="accounts">
 <thead><tr><th>Account</th><th>Broker</th><th>State</th><th>Token expires</th><th class="num">Requests today</th><th class="num">Logins today</th><th>Last error</th><th></th></tr></thead>
 <tbody>
@@ -447,6 +478,9 @@ th { font-weight: 600; font-size: .9em; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.name { font-weight: 600; }
 td.err { color: var(--bad); font-size: .85em; max-width: 24em; overflow-wrap: anywhere; }
+.tlsfail { color: var(--bad); overflow-wrap: anywhere; }
+.detail, .state { overflow-wrap: anywhere; }
+td:nth-child(3) { max-width: 28em; }
 .state { font-weight: 600; }
 .state.ok { color: var(--ok); }
 .state.warn, .countdown.soon { color: var(--warn); }

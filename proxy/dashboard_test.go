@@ -232,3 +232,36 @@ func TestDashboardMountedOnProxy(t *testing.T) {
 		t.Fatalf("/healthz: %d", resp.StatusCode)
 	}
 }
+
+// GET /ca.pem serves the local CA's certificate (never its key), linked
+// from the dashboard, whose help line names --config.
+func TestCAPEMEndpoint(t *testing.T) {
+	d := NewDashboard(DashboardOptions{Config: "/home/me/rules.toml"})
+	e := newTestEnv(t, func(o *Options) { o.Extra = d })
+	d.SetStatus(e.proxy.Status)
+	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + e.addr + "/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := e.proxy.opts.CA.(interface{ CertPEM() []byte }).CertPEM()
+	if resp.StatusCode != 200 || string(body) != string(want) || strings.Contains(string(body), "PRIVATE KEY") {
+		t.Fatalf("/ca.pem: %d\n%s", resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-pem-file" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	resp, err = c.Get("http://" + e.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, w := range []string{`href="/ca.pem"`, `authproxy env --config /home/me/rules.toml`} {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("dashboard lacks %s", w)
+		}
+	}
+}

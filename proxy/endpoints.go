@@ -24,6 +24,7 @@ func (p *Proxy) ownEndpoints() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /status", p.requireUser(p.serveStatus))
+	mux.HandleFunc("GET /ca.pem", p.serveCAPEM)
 	mux.HandleFunc("GET /login/{name}", p.requireUser(p.serveLogin))
 	mux.HandleFunc("GET /callback/{name}", p.ServeCallback)
 	p.guardEndpoints(mux)
@@ -95,12 +96,21 @@ type StatusReport struct {
 	Time        time.Time       `json:"time"`
 	OpenTunnels int64           `json:"open_tunnels"`
 	Accounts    []AccountStatus `json:"accounts"`
+	// ClientTLSFailures counts handshakes clients broke off on the proxy's
+	// certificate since start (usually: the client does not trust the CA).
+	ClientTLSFailures    int64      `json:"client_tls_failures"`
+	LastClientTLSFailure string     `json:"last_client_tls_failure,omitempty"`
+	LastClientTLSAt      *time.Time `json:"last_client_tls_failure_at,omitempty"`
 }
 
 // Status builds the status report.
 func (p *Proxy) Status() StatusReport {
 	now := p.opts.Now()
 	rep := StatusReport{Listen: p.opts.Listen, Time: now.UTC(), OpenTunnels: p.tunnels.Load()}
+	if n, last, at := p.tlsFails.snapshot(); n > 0 {
+		at = at.UTC()
+		rep.ClientTLSFailures, rep.LastClientTLSFailure, rep.LastClientTLSAt = n, last, &at
+	}
 	for _, a := range p.opts.Accounts {
 		rep.Accounts = append(rep.Accounts, p.accountStatus(a, now))
 	}

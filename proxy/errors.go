@@ -70,6 +70,7 @@ func (e *ClientError) write(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Authproxy-Error", e.Code)
+	h.Set("X-Authproxy-Hint", hintHeader(e))
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Length", strconv.Itoa(len(data)+1))
 	if e.RetryAfter > 0 {

@@ -27,6 +27,7 @@ type Metrics struct {
 	status   atomic.Pointer[func() StatusReport]
 
 	descExpiry, descReady, descTunnels, descStore *prometheus.Desc
+	descClientTLS, descLoginDue                   *prometheus.Desc
 }
 
 // Login kinds of authproxy_logins_total.
@@ -72,6 +73,11 @@ func NewMetrics() *Metrics {
 			[]string{"account", "state"}, nil),
 		descTunnels: prometheus.NewDesc("authproxy_open_tunnels",
 			"Open CONNECT tunnels (decrypted and blind).", nil, nil),
+		descClientTLS: prometheus.NewDesc("authproxy_client_tls_failures_total",
+			"TLS handshakes clients broke off on the proxy's certificate (usually: the client does not trust the authproxy CA).", nil, nil),
+		descLoginDue: prometheus.NewDesc("authproxy_login_due",
+			"1 when a browser-login account's token expires within the hour (or has expired): a person must log in again; 0 otherwise. Only browser-login accounts.",
+			[]string{"account"}, nil),
 		descStore: prometheus.NewDesc("authproxy_store_up",
 			"1 when the account's last call to the shared token store succeeded (always 1 with the file store), else 0.",
 			[]string{"account"}, nil),
@@ -155,6 +161,8 @@ func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.m.descReady
 	ch <- c.m.descStore
 	ch <- c.m.descTunnels
+	ch <- c.m.descClientTLS
+	ch <- c.m.descLoginDue
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -164,6 +172,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	rep := (*f)()
 	ch <- prometheus.MustNewConstMetric(c.m.descTunnels, prometheus.GaugeValue, float64(rep.OpenTunnels))
+	ch <- prometheus.MustNewConstMetric(c.m.descClientTLS, prometheus.CounterValue, float64(rep.ClientTLSFailures))
 	for _, a := range rep.Accounts {
 		ready := 0.0
 		if a.State == auth.StateReady {
@@ -176,6 +185,13 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 				up = 0
 			}
 			ch <- prometheus.MustNewConstMetric(c.m.descStore, prometheus.GaugeValue, up, a.Name)
+		}
+		if a.Interactive && a.State != "unconfigured" {
+			due := 0.0
+			if LoginDue(a, rep.Time) {
+				due = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.m.descLoginDue, prometheus.GaugeValue, due, a.Name)
 		}
 		if a.Expiry != nil {
 			secs := a.Expiry.Sub(rep.Time).Seconds()

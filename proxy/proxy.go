@@ -139,6 +139,7 @@ type Proxy struct {
 	peerUID  PeerUIDFunc // nil: the platform cannot tell a client's user
 	closed   chan struct{}
 	once     sync.Once
+	tlsFails clientTLSFailures
 }
 
 // New builds a Proxy. It starts no goroutine except the MITM server loop.

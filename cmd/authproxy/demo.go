@@ -145,6 +145,9 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	if !sameAddr(addr, *listenAddr) && !strings.HasSuffix(*listenAddr, ":0") {
+		fmt.Fprintf(e.stdout, "%s is in use (another authproxy? `authproxy status` tells), so the demo listens on %s instead; pass --listen to choose.\n\n", *listenAddr, addr)
+	}
 	fakes.pf.SetRedirectURI("http://" + addr + "/callback/pocketful")
 	cfgPath, err := writeDemoConfig(dir, addr, fakes)
 	if err != nil {
@@ -203,10 +206,7 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 	failed := demoRequests(ctx, w, client, run.addr, fakes)
 
 	fmt.Fprintf(w, "Dashboard:  http://%s/   (JSON: /status, Prometheus: /metrics)\n\n", run.addr)
-	self := "authproxy"
-	if exe, err := os.Executable(); err == nil && strings.Contains(exe, "go-build") {
-		self = "go run ./cmd/authproxy"
-	}
+	self := selfCommand()
 	fmt.Fprintf(w, "Use this proxy from another shell while the demo runs:\n")
 	fmt.Fprintf(w, "  eval \"$(%s env --config %s)\"   # sh, bash, zsh\n", self, cfgPath)
 	fmt.Fprintf(w, "  %s env --config %s --shell fish | source   # fish\n", self, cfgPath)

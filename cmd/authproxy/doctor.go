@@ -108,6 +108,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.checkCurl(ctx)
 	d.checkPython(ctx)
 	d.checkNode()
+	d.checkRedirects()
 	d.checkClock(ctx)
 	d.checkAccounts(ctx)
 }
@@ -526,7 +527,7 @@ func (d *doctor) output(ctx context.Context, name string, args ...string) (strin
 	return strings.TrimSpace(string(out)), err
 }
 
-func (d *doctor) checkPython(ctx context.Context) {
+func (d *doctor) checkPythonBundle(ctx context.Context) {
 	if d.ca == nil {
 		d.add(levelWarn, "python", "skipped: no local CA yet", "")
 		return

@@ -17,6 +17,7 @@ func cmdEnv(ctx context.Context, args []string, e env) error {
 	cf.register(fs, false)
 	shell := fs.String("shell", "sh", "sh (bash, zsh), fish or powershell")
 	python := fs.Bool("python", false, "print a Python snippet for a notebook cell")
+	withHTTP := fs.Bool("http", false, "also export HTTP_PROXY/http_proxy (plain-http traffic through the proxy; off by default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -32,6 +33,14 @@ func cmdEnv(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	vars := clientEnv(cfg, ca.CertPath(), ca.BundlePath())
+	if !*withHTTP {
+		delete(vars, "HTTP_PROXY")
+		delete(vars, "http_proxy")
+	}
+	noProxy := mergeNoProxy(vars["NO_PROXY"], e.getenv("NO_PROXY"), e.getenv("no_proxy"))
+	noProxy = dropBrokerBypass(e.stderr, noProxy, cfg)
+	vars["NO_PROXY"], vars["no_proxy"] = noProxy, noProxy
+	warnNoProxy(ctx, e.stderr, cfg)
 	if *python {
 		return printPython(e.stdout, vars, cfg)
 	}

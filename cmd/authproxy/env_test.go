@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,5 +125,91 @@ for k in ("HTTPS_PROXY", "https_proxy", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "
 		filepath.Join(state, "bundle.pem"), filepath.Join(state, "ca.pem"), "127.0.0.1,localhost,::1"}, "\n") + "\n"
 	if string(got) != want {
 		t.Errorf("python got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func runEnvWith(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	look := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	code := run(context.Background(), append([]string{"env"}, args...), env{
+		stdout: &out, stderr: &errb, stdin: strings.NewReader(""),
+		getenv: func(k string) string { return vars[k] }, lookupEnv: look,
+	})
+	if code != 0 {
+		t.Fatalf("authproxy env %v: exit %d\n%s", args, code, errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+// The user's NO_PROXY survives `eval "$(authproxy env)"`, merged with the
+// proxy's loopback entries; an entry that would bypass a broker host is
+// left out with a warning.
+func TestEnvMergesNoProxy(t *testing.T) {
+	cfg, _ := envConfig(t)
+	body, _ := os.ReadFile(cfg)
+	body = append(body, []byte("\n[brokers.tg]\ntype = \"tradingo\"\nclient_code = \"X\"\nmpin = \"1\"\ntotp_secret = \"JBSWY3DPEHPK3PXP\"\n")...)
+	if err := os.WriteFile(cfg, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut := runEnvWith(t, map[string]string{"NO_PROXY": "corp.internal,10.0.0.0/8,swastika.co.in", "no_proxy": "localhost,build.lan"}, "--config", cfg)
+	want := "export NO_PROXY='127.0.0.1,localhost,::1,corp.internal,10.0.0.0/8,build.lan'"
+	if !strings.Contains(out, want+"\n") || !strings.Contains(out, strings.Replace(want, "NO_PROXY", "no_proxy", 1)+"\n") {
+		t.Errorf("env output lacks %s:\n%s", want, out)
+	}
+	if !strings.Contains(errOut, `left "swastika.co.in" out of NO_PROXY`) {
+		t.Errorf("no warning for the bypassing entry:\n%s", errOut)
+	}
+}
+
+// HTTP_PROXY is exported only with --http.
+func TestEnvHTTPProxyOnlyWhenAsked(t *testing.T) {
+	cfg, _ := envConfig(t)
+	out, _ := runEnvWith(t, nil, "--config", cfg)
+	if strings.Contains(out, "HTTP_PROXY") || strings.Contains(out, "http_proxy") {
+		t.Errorf("env without --http exports HTTP_PROXY:\n%s", out)
+	}
+	for _, args := range [][]string{{"--http"}, {"--http", "--python"}, {"--http", "--shell", "fish"}} {
+		out, _ = runEnvWith(t, nil, append([]string{"--config", cfg}, args...)...)
+		if !strings.Contains(out, "HTTP_PROXY") || !strings.Contains(out, "http_proxy") {
+			t.Errorf("env %v lacks HTTP_PROXY and http_proxy:\n%s", args, out)
+		}
+	}
+}
+
+// env warns on stderr (and still exits 0) when nothing listens at the
+// address, and when something that is not this state dir's proxy does.
+func TestEnvWarnsWithoutProxy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // now nothing listens there
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rules.toml")
+	body := "listen = \"" + addr + "\"\nstate_dir = " + tomlQuote(filepath.Join(dir, "state")) + "\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut := runEnvWith(t, nil, "--config", cfg)
+	if !strings.Contains(errOut, "nothing answers at "+addr) {
+		t.Errorf("no warning with nothing listening:\n%s", errOut)
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("could not rebind %s: %v", addr, err)
+	}
+	defer ln.Close()
+	_, errOut = runEnvWith(t, nil, "--config", cfg)
+	if !strings.Contains(errOut, "is not the authproxy of state dir") {
+		t.Errorf("no warning for a stranger at the address:\n%s", errOut)
+	}
+	if err := writeRuntime(filepath.Join(dir, "state"), addr); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut = runEnvWith(t, nil, "--config", cfg)
+	if errOut != "" {
+		t.Errorf("warning although this state dir's proxy listens there:\n%s", errOut)
 	}
 }

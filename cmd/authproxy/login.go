@@ -183,6 +183,7 @@ func loginViaProxy(ctx context.Context, cfg *config.Config, a *config.Account, a
 	}
 	loginURL := "http://" + addr + "/login/" + url.PathEscape(a.Name)
 	fmt.Fprintf(e.stdout, "Log in to %s (%s) in your browser:\n\n    %s\n\n", a.Name, a.Type, loginURL)
+	explainRedirect(e, addr, a)
 	if user != "" {
 		fmt.Fprintf(e.stdout, "The page asks for your [proxy_auth] user name and password.\n")
 	}
@@ -324,6 +325,7 @@ func loginLocally(ctx context.Context, cfg *config.Config, a *config.Account, op
 		fmt.Fprintf(e.stdout, "(A token valid until %s is stored; a new login replaces it.)\n", before.Expiry.Local().Format("2006-01-02 15:04 MST"))
 	}
 	fmt.Fprintf(e.stdout, "Log in to %s (%s) in your browser:\n\n    %s\n\n", a.Name, a.Type, loginURL)
+	explainRedirect(e, u.Host, a)
 	tellBrowser(e, loginURL, opts.noBrowser)
 
 	var got auth.Status
@@ -534,4 +536,18 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// explainRedirect says where the broker sends the browser after the login,
+// and warns when that is not an address this proxy serves (the wait would
+// never end).
+func explainRedirect(e env, addr string, a *config.Account) {
+	ru := a.Get("redirect_uri")
+	if ru == "" {
+		return
+	}
+	fmt.Fprintf(e.stdout, "After the login the broker sends your browser to %s (the redirect_uri registered with it).\n", ru)
+	if msg := redirectMismatch(addr, a); msg != "" {
+		fmt.Fprintf(e.stderr, "warning: %s\n", msg)
+	}
 }

@@ -17,25 +17,6 @@ import (
 	"syscall"
 )
 
-const usage = `authproxy: a local proxy that logs in to your brokers for your scripts
-
-Usage:
-  authproxy [run] [--config FILE] [--listen ADDR] [--state-dir DIR]   start the proxy (default)
-  authproxy env    [--config FILE] [--shell sh|fish|powershell] [--python]  print exports for clients
-  authproxy login  NAME [--config FILE]     interactive login for a browser-based account
-  authproxy status [--config FILE] [--json] accounts, token state, expiry
-  authproxy token  NAME [--config FILE]     print a valid token
-  authproxy check  [--config FILE]          validate the config
-  authproxy demo                            self-contained demo with fake brokers
-  authproxy doctor [--config FILE]          diagnose trust, reachability, clock, env
-  authproxy ca     [path|print|rotate]      the local CA
-  authproxy pause  [NAME...] [--config FILE]   stop order requests for these accounts (none: all)
-  authproxy resume [NAME...] [--config FILE]   let them through again
-  authproxy journal [NAME] [--since DUR] [--json] [--config FILE]   the order journal
-
-Config lookup: --config, $AUTHPROXY_CONFIG, ./rules.toml, $XDG_CONFIG_HOME/authproxy/rules.toml.
-`
-
 // errUsage marks errors that exit with status 2.
 type usageError struct{ msg string }
 
@@ -49,59 +30,54 @@ type env struct {
 	stdin          io.Reader
 	getenv         func(string) string
 	lookupEnv      func(string) (string, bool)
+	environ        func() []string // may be nil (tests): no near-miss hints then
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin,
-		getenv: os.Getenv, lookupEnv: os.LookupEnv})
+		getenv: os.Getenv, lookupEnv: os.LookupEnv, environ: os.Environ})
 	stop()
 	os.Exit(code)
 }
 
 func run(ctx context.Context, args []string, e env) int {
-	cmd := "run"
+	name, explicit := "run", false
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+		name, args, explicit = args[0], args[1:], true
 	}
+	if len(args) > 0 && !explicit {
+		switch args[0] {
+		case "-h", "--help", "-help":
+			name, args = "help", args[1:]
+		case "--version", "-version":
+			name, args = "version", args[1:]
+		}
+	}
+	c, ok := lookupCommand(name)
 	var err error
-	switch cmd {
-	case "run":
-		err = cmdRun(ctx, args, e)
-	case "env":
-		err = cmdEnv(ctx, args, e)
-	case "check":
-		err = cmdCheck(ctx, args, e)
-	case "status":
-		err = cmdStatus(ctx, args, e)
-	case "token":
-		err = cmdToken(ctx, args, e)
-	case "login":
-		err = cmdLogin(ctx, args, e)
-	case "ca":
-		err = cmdCA(ctx, args, e)
-	case "demo":
-		err = cmdDemo(ctx, args, e)
-	case "doctor":
-		err = cmdDoctor(ctx, args, e)
-	case "pause", "resume": // the order guard (pause.go, journal.go)
-		err = cmdPause(ctx, args, e, cmd == "pause")
-	case "journal":
-		err = cmdJournal(ctx, args, e)
-	case "help", "-h", "--help":
-		fmt.Fprint(e.stdout, usage)
-		return 0
-	default:
-		err = usagef("unknown command %q", cmd)
+	if !ok {
+		err = usagef("unknown command %q", name)
+	} else {
+		err = c.run(ctx, args, e)
 	}
 	var ue *usageError
+	var he *helpError
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &he):
+		printCommandHelp(e.stdout, he.fs)
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "authproxy: %s\n\n%s", ue.msg, usage)
+		fmt.Fprintf(e.stderr, "authproxy: %s\n", ue.msg)
+		if ok && name != "help" {
+			fmt.Fprintf(e.stderr, "Run 'authproxy %s --help' for its flags, 'authproxy --help' for all commands.\n", name)
+		} else {
+			fmt.Fprintf(e.stderr, "Run 'authproxy --help' for the list of commands.\n")
+		}
 		return 2
 	case errors.Is(err, errSilent):
 		return 1
@@ -114,17 +90,25 @@ func run(ctx context.Context, args []string, e env) int {
 // errSilent is returned when the command already printed its failure.
 var errSilent = errors.New("failed")
 
-// newFlags returns a flag set whose errors become usage errors.
-func newFlags(name string, e env) *flag.FlagSet {
+// newFlags returns a flag set whose errors become usage errors: the flag
+// package prints nothing itself; run prints one line for an error and the
+// command's help (to stdout) for -h/--help.
+func newFlags(name string, _ env) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
+
+// helpError asks run to print the command's help and exit 0.
+type helpError struct{ fs *flag.FlagSet }
+
+func (e *helpError) Error() string { return "help requested" }
 
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return &helpError{fs}
 		}
 		return usagef("%s", err)
 	}

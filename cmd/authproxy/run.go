@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -27,6 +28,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	var cf commonFlags
 	fs := newFlags("run", e)
 	cf.register(fs, true)
+	reload := fs.Bool("reload", false, "re-read rules.toml on SIGHUP: new and changed accounts take effect, unchanged ones keep their tokens")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,12 +40,22 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	logger := newLogger(e.stderr, &cf)
-	return serve(ctx, cfg, logger, nil)
+	var reread func() (*config.Config, error)
+	if *reload {
+		reread = func() (*config.Config, error) { return loadConfig(&cf, e) }
+	}
+	return serveReload(ctx, cfg, logger, nil, reread)
 }
 
 // serve runs the proxy until ctx is done. ready, when non-nil, receives the
 // bound address once the proxy accepts connections.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addr string, p *proxy.Proxy)) error {
+	return serveReload(ctx, cfg, logger, ready, nil)
+}
+
+// serveReload is serve; with reread non-nil, SIGHUP re-reads the config
+// and swaps in a proxy built from it on the same listener.
+func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addr string, p *proxy.Proxy), reread func() (*config.Config, error)) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
@@ -72,11 +84,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	fixRedirects(cfg, addr)
 
 	metrics := proxy.NewMetrics()
-	dash := proxy.NewDashboard(proxy.DashboardOptions{})
+	dash := proxy.NewDashboard(proxy.DashboardOptions{Config: cfg.Path})
 	pages := http.NewServeMux()
 	pages.Handle("GET /metrics", metrics)
 	pages.Handle("/", dash)
-	w, err := wire(ctx, cfg, logger, time.Now, metrics.OnEvent, dash.OnEvent)
+	hooks := []func(auth.Event){metrics.OnEvent, dash.OnEvent}
+	w, err := wire(ctx, cfg, logger, time.Now, hooks...)
 	if err != nil {
 		ln.Close()
 		return err
@@ -89,27 +102,33 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	defer orderGuard.Close()
 	metrics.Registry().MustRegister(orderGuard.Collectors()...)
 	dash.SetOrders(orderGuard.Recent)
-	p, err := proxy.New(proxy.Options{
-		Extra:        pages,
-		Observe:      func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) },
-		Logger:       logger,
-		Listen:       addr,
-		CA:           ca,
-		Accounts:     w.accounts,
-		Passthrough:  cfg.Passthrough,
-		Upstream:     w.upstream,
-		Users:        proxyUsers(cfg),
-		UserAccounts: proxyUserAccounts(cfg),
-		AllowPrivate: cfg.ProxyAuth != nil && cfg.ProxyAuth.AllowPrivateNetworks,
-		MaxBody:      cfg.Limits.MaxBody,
-		MaxTunnels:   cfg.Limits.MaxTunnels,
-		IdleTimeout:  cfg.Limits.IdleTimeout,
-		Guard:        orderGuard,
-	})
+	newProxy := func(w *wiring) (*proxy.Proxy, error) {
+		cfg := w.cfg
+		return proxy.New(proxy.Options{
+			Extra:        pages,
+			Observe:      func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) },
+			Logger:       logger,
+			Listen:       addr,
+			CA:           ca,
+			Accounts:     w.accounts,
+			Passthrough:  cfg.Passthrough,
+			Upstream:     w.upstream,
+			Users:        proxyUsers(cfg),
+			UserAccounts: proxyUserAccounts(cfg),
+			AllowPrivate: cfg.ProxyAuth != nil && cfg.ProxyAuth.AllowPrivateNetworks,
+			MaxBody:      cfg.Limits.MaxBody,
+			MaxTunnels:   cfg.Limits.MaxTunnels,
+			IdleTimeout:  cfg.Limits.IdleTimeout,
+			Guard:        orderGuard,
+		})
+	}
+	p, err := newProxy(w)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	live := &liveProxy{}
+	live.p.Store(p)
 	metrics.SetStatus(p.Status)
 	dash.SetStatus(p.Status)
 	headerTimeout := 30 * time.Second
@@ -117,7 +136,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		headerTimeout = idle // a client that sends nothing is idle
 	}
 	srv := &http.Server{
-		Handler:           p,
+		Handler:           live,
 		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -126,12 +145,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, c := range w.caches {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.Run(runCtx) }()
-	}
-	callbacks, err := callbackListeners(ctx, cfg, addr, p, logger)
+	runner := newCacheRunner(runCtx)
+	runner.set(w.caches)
+	var wg sync.WaitGroup // old proxies draining after a reload
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		warnExpiries(runCtx, func() proxy.StatusReport { return live.current().Status() }, logger)
+	}()
+	callbacks, err := callbackListeners(ctx, cfg, addr, live.current, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -142,6 +164,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	defer os.Remove(filepath.Join(cfg.StateDir, "proxy.json"))
 
+	for _, a := range cfg.Accounts {
+		if msg := redirectMismatch(addr, a); msg != "" {
+			logger.Warn("browser login will not come back to this proxy", "account", a.Name, "problem", msg)
+		}
+	}
 	configured := 0
 	for _, a := range w.accounts {
 		if a.Source != nil {
@@ -156,13 +183,44 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	if ready != nil {
 		ready(addr, p)
 	}
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err := <-errc:
-		cancel()
-		wg.Wait()
-		return fmt.Errorf("serve: %w", err)
+	var hup chan os.Signal
+	if reread != nil {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		logger.Info("send SIGHUP to re-read the config", "pid", os.Getpid(), "config", cfg.Path)
+	}
+serving:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			break serving
+		case err := <-errc:
+			cancel()
+			runner.wait()
+			wg.Wait()
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			nw, np, err := reloadProxy(runCtx, w, reread, addr, logger, hooks, newProxy)
+			if err != nil {
+				logger.Error("reload failed; still serving the previous config", "err", err)
+				continue
+			}
+			old := live.current()
+			live.p.Store(np)
+			metrics.SetStatus(np.Status)
+			dash.SetStatus(np.Status)
+			runner.set(nw.caches)
+			w = nw
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				drainCtx, done := context.WithTimeout(runCtx, 30*time.Second)
+				defer done()
+				_ = old.Shutdown(drainCtx) // its open connections finish; new ones reach np
+			}()
+		}
 	}
 	shutCtx, done := context.WithTimeout(context.Background(), 8*time.Second)
 	defer done()
@@ -170,8 +228,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		_ = s.Shutdown(shutCtx)
 	}
 	_ = srv.Shutdown(shutCtx)
-	_ = p.Shutdown(shutCtx)
+	_ = live.current().Shutdown(shutCtx)
 	cancel()
+	runner.wait()
 	wg.Wait()
 	logger.Info("stopped; tokens are saved", "state_dir", cfg.StateDir)
 	return nil
@@ -182,6 +241,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 func listen(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: %w: another program (perhaps another authproxy: `authproxy status` tells) already uses that port; stop it, or start this one elsewhere with --listen 127.0.0.1:PORT (or listen = ... in rules.toml)", addr, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -199,7 +261,7 @@ func fixRedirects(cfg *config.Config, addr string) {
 
 // callbackListeners serves /callback/NAME on the host:port of any
 // redirect_uri that is not the proxy's own address (a loopback listener).
-func callbackListeners(ctx context.Context, cfg *config.Config, addr string, p *proxy.Proxy, logger *slog.Logger) ([]*http.Server, error) {
+func callbackListeners(ctx context.Context, cfg *config.Config, addr string, current func() *proxy.Proxy, logger *slog.Logger) ([]*http.Server, error) {
 	seen := map[string]bool{addr: true}
 	var out []*http.Server
 	for _, a := range cfg.Accounts {
@@ -225,7 +287,7 @@ func callbackListeners(ctx context.Context, cfg *config.Config, addr string, p *
 		name := a.Name
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			r.SetPathValue("name", name)
-			p.ServeCallback(w, r)
+			current().ServeCallback(w, r)
 		})
 		s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = s.Serve(ln) }()

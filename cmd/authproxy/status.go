@@ -125,15 +125,17 @@ func offlineStatus(ctx context.Context, cfg *config.Config, now time.Time) (prox
 
 func renderStatus(w io.Writer, rep proxy.StatusReport, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tTYPE\tSTATE\tEXPIRES\tREQUESTS\tNOTE")
+	fmt.Fprintln(tw, "ACCOUNT\tTYPE\tSTATE\tEXPIRES\tREQUESTS (SINCE START)\tNOTE")
 	for _, a := range rep.Accounts {
 		exp := "-"
 		if a.Expiry != nil {
 			exp = humanUntil(a.Expiry.Sub(now))
 		}
 		var total int64
-		for _, n := range a.Requests {
-			total += n
+		for k, n := range a.Requests {
+			if k != "bypass" { // the broker's own login pages: not the user's requests (as on the dashboard)
+				total += n
+			}
 		}
 		note := a.Reason
 		if a.LastError != "" && note == "" {

@@ -215,29 +215,41 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 	}
 	w.store = store
 	for _, a := range cfg.Accounts {
-		pa := &proxy.Account{Name: a.Name, Type: a.Type, Hosts: a.Hosts, Missing: a.Missing, RedirectURI: a.Get("redirect_uri")}
-		pa.Orders = typeOrders(a.Type)
-		w.accounts = append(w.accounts, pa)
-		if !a.Configured() {
-			pa.Bypass = typeBypass(a.Type)
-			logger.Warn("account is unconfigured: its requests get not_configured", "account", a.Name,
-				"type", a.Type, "missing", strings.Join(a.Missing, ","))
-			continue
+		if err := w.addAccount(ctx, a, now, true, onEvent); err != nil {
+			return nil, err
 		}
-		b, err := newBroker(a, w.client, now, logger)
-		if err != nil {
-			return nil, fmt.Errorf("account %q: %w", a.Name, err)
-		}
-		pa.Broker = b
-		c := auth.NewCache(a.Name, b, store, auth.CacheOptions{Now: now, Margin: cfg.Limits.RefreshAhead,
-			Logger: logger, OnEvent: fanOut(onEvent)}) // the cache adds "account" itself
+	}
+	return w, nil
+}
+
+// addAccount builds the broker and token cache of one account (loading its
+// saved token when loadSaved) and appends them to w.
+func (w *wiring) addAccount(ctx context.Context, a *config.Account, now func() time.Time, loadSaved bool, onEvent []func(auth.Event)) error {
+	cfg, logger := w.cfg, w.log
+	pa := &proxy.Account{Name: a.Name, Type: a.Type, Hosts: a.Hosts, Missing: a.Missing, RedirectURI: a.Get("redirect_uri")}
+	pa.Orders = typeOrders(a.Type)
+	w.accounts = append(w.accounts, pa)
+	if !a.Configured() {
+		pa.Bypass = typeBypass(a.Type)
+		logger.Warn("account is unconfigured: its requests get not_configured", "account", a.Name,
+			"type", a.Type, "missing", strings.Join(a.Missing, ","))
+		return nil
+	}
+	b, err := newBroker(a, w.client, now, logger)
+	if err != nil {
+		return fmt.Errorf("account %q: %w", a.Name, err)
+	}
+	pa.Broker = b
+	c := auth.NewCache(a.Name, b, w.store, auth.CacheOptions{Now: now, Margin: cfg.Limits.RefreshAhead,
+		Logger: logger, OnEvent: fanOut(onEvent)}) // the cache adds "account" itself
+	if loadSaved {
 		if err := c.Load(ctx); err != nil {
 			logger.Warn("could not read the saved token", "account", a.Name, "err", err)
 		}
-		pa.Source = c
-		w.caches = append(w.caches, c)
 	}
-	return w, nil
+	pa.Source = c
+	w.caches = append(w.caches, c)
+	return nil
 }
 
 // fanOut calls every hook; nil when there are none.
