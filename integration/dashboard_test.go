@@ -79,7 +79,7 @@ totp_secret = "${DASH_UNSET_TOTP_SECRET}"
 		t.Fatal(err)
 	}
 	nojs.navigate(t, "http://"+p.addr+"/")
-	html := nojs.outerHTML(t, `id="account-fp"`, 15*time.Second)
+	html := nojs.outerHTML(t, `data-account="tg"`, 15*time.Second) // the last row's last cell: the whole table is there
 	for _, want := range append(wantRows, `<meta http-equiv="refresh"`) {
 		if !strings.Contains(html, want) {
 			t.Errorf("page without JavaScript lacks %q:\n%s", want, html)

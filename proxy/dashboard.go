@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +129,18 @@ const (
 )
 
 // ServeHTTP serves the page, its live fragment, script and style sheet.
+// render executes one template into a buffer first, so that a client gets
+// the whole page with its length or a 500, never half a page.
+func (d *Dashboard) render(w http.ResponseWriter, name string) {
+	var buf bytes.Buffer
+	if err := dashTmpl.ExecuteTemplate(&buf, name, d.view()); err != nil {
+		http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
+}
+
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -143,11 +157,11 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "+
 			"img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-		_ = dashTmpl.ExecuteTemplate(w, "page", d.view())
+		d.render(w, "page")
 	case dashLivePath:
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
-		_ = dashTmpl.ExecuteTemplate(w, "live", d.view())
+		d.render(w, "live")
 	case dashJSPath:
 		h.Set("Content-Type", "text/javascript; charset=utf-8")
 		h.Set("Cache-Control", "no-cache")
