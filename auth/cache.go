@@ -37,6 +37,7 @@ const (
 	EventInvalidated   = "invalidated"    // the broker rejected the current token
 	EventRateLimited   = "rate_limited"   // the broker locked the account out; Err is a *RateLimitError chain
 	EventSaved         = "saved"          // a new token was written to the Store; Err is set when that failed
+	EventRejectedAgain = "rejected_again" // the broker refused a freshly obtained token too (RejectedAgain)
 )
 
 // Status states, in words a person reads at a glance.
@@ -48,7 +49,15 @@ const (
 	StateLockedOut  = "locked out"
 	StateExpired    = "expired"
 	StateEmpty      = "empty"
+	// StateRejected: the broker refused a freshly obtained token too, so a
+	// new login will not help for now (expired password, a broker-side
+	// block); LastError holds the broker's message. See RejectedAgain.
+	StateRejected = "rejected by broker"
 )
+
+// DefaultRejectHold is how long an account whose fresh token was rejected
+// too gets no more logins on rejections (DESIGN.md: at most 30s).
+const DefaultRejectHold = 30 * time.Second
 
 // CacheOptions tune a Cache. Zero fields take the defaults.
 type CacheOptions struct {
@@ -73,6 +82,9 @@ type CacheOptions struct {
 	// SyncInterval: with a Store that is a Watcher, how often Run re-reads
 	// the store besides every announcement; default 5s.
 	SyncInterval time.Duration
+	// RejectHold: after RejectedAgain, how long rejections cause no new
+	// login (unless a request succeeds first); default and maximum 30s.
+	RejectHold time.Duration
 }
 
 // Event reports something a Cache did, for metrics and status pages.
@@ -119,6 +131,7 @@ type Cache struct {
 	failureHold  time.Duration
 	renewPerHour int
 	canRenew     bool // the broker can get a token without a person
+	renews       bool // the broker is a Refresher: renewal keeps its session
 
 	cur       atomic.Pointer[Token] // the token being served; nil after Invalidate
 	nextRenew atomic.Int64          // unix ns at which Token starts a background renewal; MaxInt64: never
@@ -139,6 +152,12 @@ type Cache struct {
 	lastErr     error
 	saveErr     error
 	needsLogin  bool
+
+	rejectHold time.Duration
+	rejectMsg  string    // the broker's words for the last rejection of a fresh token
+	heldUntil  time.Time // RejectedAgain's hold; guarded by mu, mirrored in holdUntil
+
+	holdUntil atomic.Int64 // unix ns of heldUntil, 0: no hold (read on every request)
 
 	leaseTTL     time.Duration // shared store: see lease.go
 	syncInterval time.Duration
@@ -190,6 +209,10 @@ func NewCache(name string, b Broker, s Store, opts CacheOptions) *Cache {
 	if c.renewPerHour == 0 {
 		c.renewPerHour = DefaultRenewPerHour
 	}
+	c.rejectHold = opts.RejectHold
+	if c.rejectHold <= 0 || c.rejectHold > DefaultRejectHold {
+		c.rejectHold = DefaultRejectHold
+	}
 	c.leaseTTL, c.syncInterval = opts.LeaseTTL, opts.SyncInterval
 	if c.leaseTTL <= 0 {
 		c.leaseTTL = DefaultLeaseTTL
@@ -199,6 +222,7 @@ func NewCache(name string, b Broker, s Store, opts CacheOptions) *Cache {
 	}
 	_, refresher := b.(Refresher)
 	c.canRenew = refresher
+	c.renews = refresher
 	if !refresher {
 		ia, ok := b.(Interactive)
 		c.canRenew = !ok || !ia.NeedsBrowser()
@@ -421,9 +445,15 @@ func (c *Cache) Status() Status {
 	if c.storeErr != nil {
 		st.StoreError = c.redactLocked(c.storeErr.Error())
 	}
+	held := now.Before(c.heldUntil)
+	if held && c.rejectMsg != "" {
+		st.LastError = c.redactLocked(c.rejectMsg)
+	}
 	switch {
 	case !st.LockedUntil.IsZero():
 		st.State = StateLockedOut
+	case held:
+		st.State = StateRejected
 	case c.flight != nil:
 		st.State = StateRefreshing
 	case st.HasToken:
@@ -710,14 +740,19 @@ func (c *Cache) failed(f *flight, kind string, now time.Time, took time.Duration
 	c.emit(ev, err)
 }
 
-// refreshPoint is when t should be renewed: the earlier of Expiry-Margin and
-// the lifetime's midpoint. A token shorter than the margin is renewed at its
-// midpoint; with Obtained unknown, at Expiry-Margin.
+// refreshPoint is when t should be renewed. A broker that renews within its
+// session (a Refresher) renews at the earlier of Expiry-Margin and the
+// lifetime's midpoint (a token shorter than the margin at its midpoint;
+// with Obtained unknown, at Expiry-Margin). A broker without renewal logs in
+// again only within the margin of expiry: see loginPoint.
 func (c *Cache) refreshPoint(t *Token) time.Time {
 	early := t.Expiry.Add(-c.margin)
 	life := t.Lifetime()
 	if life <= 0 {
 		return early
+	}
+	if !c.renews {
+		return loginPoint(t, early, life)
 	}
 	mid := t.Obtained.Add(life / 2)
 	if !early.After(t.Obtained) || mid.Before(early) {

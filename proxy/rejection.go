@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/authproxy/authproxy/auth"
+)
+
+// outcomeRejected counts a broker answer that refused the account's token
+// and was passed on to the client (DESIGN.md "Request pipeline" step 5).
+const outcomeRejected = "rejected_by_broker"
+
+// loginRetryAfter is what a client that waited [upstream] timeout for a
+// login is told to wait before retrying; the login goes on meanwhile.
+const loginRetryAfter = 5 * time.Second
+
+// rejectionHolder is implemented by a TokenSource (*auth.Cache) that
+// remembers a broker refusing even a fresh token, so that rejections stop
+// costing logins for a while.
+type rejectionHolder interface {
+	RejectHeld() bool
+	RejectedAgain(t *auth.Token, message string)
+	Accepted()
+}
+
+// token gets acct's token, or a fresh one after rejected was refused,
+// waiting for a login at most [upstream] timeout: past it the client gets
+// `timeout` (504) with Retry-After, and the login goes on in the background.
+func (p *Proxy) token(ctx context.Context, acct *Account, rejected *auth.Token) (*auth.Token, error) {
+	wait := p.opts.Upstream.Timeout
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var (
+		tok *auth.Token
+		err error
+	)
+	if rejected == nil {
+		tok, err = acct.Source.Token(lctx)
+	} else {
+		tok, err = acct.Source.Relogin(lctx, rejected)
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded) {
+		return nil, &ClientError{Status: http.StatusGatewayTimeout, Code: CodeTimeout, Account: acct.Name,
+			Message:    fmt.Sprintf("the login for account %q did not finish within [upstream] timeout (%s); it goes on in the background", acct.Name, wait),
+			Hint:       "retry after the Retry-After delay",
+			RetryAfter: loginRetryAfter, Err: err}
+	}
+	return tok, err
+}
+
+// checkBody makes sure a broker answer that breaks off before any of its
+// bytes reached the client becomes `upstream_unreachable` (502) instead of
+// a closed connection: a small answer (known length up to peekLimit) is read
+// whole before the client sees anything, a larger or unsized one up to its
+// first byte. A break later on is recorded in st for the log and metrics.
+func (p *Proxy) checkBody(resp *http.Response, st *reqState) (*http.Response, error) {
+	if resp.Body == nil || resp.Body == http.NoBody || resp.Request == nil || resp.Request.Method == http.MethodHead ||
+		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return resp, nil
+	}
+	body := resp.Body
+	var (
+		head []byte
+		err  error
+	)
+	if resp.ContentLength >= 0 && resp.ContentLength <= peekLimit {
+		head, err = io.ReadAll(io.LimitReader(body, resp.ContentLength+1))
+		if err == nil && int64(len(head)) < resp.ContentLength {
+			err = io.ErrUnexpectedEOF
+		}
+	} else {
+		buf := make([]byte, 4<<10)
+		var n int
+		n, err = io.ReadAtLeast(body, buf, 1)
+		head = buf[:n]
+		if errors.Is(err, io.EOF) && resp.ContentLength <= 0 {
+			err = nil
+		}
+	}
+	if err != nil {
+		_ = body.Close()
+		name := ""
+		if st.acct != nil {
+			name = st.acct.Name
+		}
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, &ClientError{Status: http.StatusBadGateway, Code: CodeUpstreamUnreachable, Account: name,
+			Message: "the broker's answer broke off before it was complete: " + rootMessage(err),
+			Hint:    "the request may or may not have been processed by the broker; check before repeating an order",
+			Err:     err}
+	}
+	resp.Body = &multiReadCloser{Reader: io.MultiReader(bytes.NewReader(head), &watchedBody{r: body, st: st}), c: body}
+	return resp, nil
+}
+
+// watchedBody records a read error other than the end of the body.
+type watchedBody struct {
+	r  io.Reader
+	st *reqState
+}
+
+func (w *watchedBody) Read(b []byte) (int, error) {
+	n, err := w.r.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) && w.st.bodyErr == nil {
+		w.st.bodyErr = err
+	}
+	return n, err
+}
+
+// messageKeys are where brokers put their words in an error answer.
+var messageKeys = []string{"message", "Message", "msg", "Msg", "errorMessage", "ErrorMessage", "error_description",
+	"errorText", "emsg", "error", "Error"}
+
+// rejectionMessage extracts the broker's own words from a rejecting answer
+// (a JSON message field, else a short text body, else the HTTP status).
+func rejectionMessage(resp *http.Response, body []byte) string {
+	var v any
+	if json.Unmarshal(body, &v) == nil {
+		if m := findMessage(v, 0); m != "" {
+			return clipMessage(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, m))
+		}
+	}
+	text := strings.TrimSpace(string(body))
+	if text != "" && utf8.ValidString(text) && !strings.ContainsAny(text, "<{") {
+		return clipMessage(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, text))
+	}
+	return fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+}
+
+func findMessage(v any, depth int) string {
+	obj, ok := v.(map[string]any)
+	if !ok || depth > 2 {
+		return ""
+	}
+	for _, k := range messageKeys {
+		switch m := obj[k].(type) {
+		case string:
+			if strings.TrimSpace(m) != "" {
+				return strings.TrimSpace(m)
+			}
+		case map[string]any:
+			if s := findMessage(m, depth+1); s != "" {
+				return s
+			}
+		}
+	}
+	for _, k := range []string{"head", "body", "data", "Data", "Body", "Head"} {
+		if s := findMessage(obj[k], depth+1); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func clipMessage(s string) string {
+	s = strings.ToValidUTF8(strings.Join(strings.Fields(s), " "), "?")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
