@@ -114,8 +114,7 @@ type Status struct {
 }
 
 // Cache holds one account's token: it serves a valid token at once, renews
-// it ahead of expiry (at the earlier of Expiry-Margin and the lifetime's
-// midpoint, rate-limited), runs at most one Login or Refresh at a time no
+// it ahead of expiry (see refreshPoint; rate-limited), runs at most one Login or Refresh at a time no
 // matter how many callers wait, and saves every new token to its Store
 // before serving it. All methods are safe for concurrent use.
 type Cache struct {
