@@ -203,7 +203,7 @@ type wiring struct {
 // receives every cache event (metrics, dashboard).
 func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time, onEvent ...func(auth.Event)) (*wiring, error) {
 	w := &wiring{cfg: cfg, log: logger}
-	w.upstream = proxy.UpstreamOptions{CAFile: cfg.Upstream.CAFile, Resolve: cfg.Upstream.Resolve, Timeout: cfg.Upstream.Timeout}
+	w.upstream = proxy.UpstreamOptions{CAFile: cfg.Upstream.CAFile, Resolve: cfg.Upstream.Resolve, Timeout: cfg.Upstream.Timeout, Proxy: cfg.Upstream.Proxy}
 	tr, err := proxy.NewTransport(w.upstream)
 	if err != nil {
 		return nil, err
