@@ -785,7 +785,7 @@ func TestCacheNoGainRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(8 * time.Hour) // past the midpoint: no new login (no renewal call)
-	c.Token(t.Context()) // a due renewal would start here, synchronously
+	c.Token(t.Context())   // a due renewal would start here, synchronously
 	if n, st := logins.Load(), c.Status().State; n != 1 || st != StateReady {
 		t.Fatalf("at half-life: logins = %d, state %q; want 1, ready (no login started)", n, st)
 	}

@@ -208,6 +208,9 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 	if err != nil {
 		return nil, err
 	}
+	if u, err := proxy.ParseEgress(cfg.Upstream.Proxy); err == nil {
+		logger.Info("broker connections leave through the egress proxy", "proxy", u.Scheme+"://"+u.Host)
+	}
 	w.client = auth.NewHTTPClient(tr, logger, auth.RetryOptions{})
 	store, err := newStore(ctx, cfg, logger)
 	if err != nil {

@@ -337,4 +337,3 @@ func (s *Server) pipe(c net.Conn, br *bufio.Reader, target string) {
 	case <-s.ctx.Done():
 	}
 }
-
