@@ -23,6 +23,7 @@ func (p *Proxy) ownEndpoints() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /status", p.requireUser(p.serveStatus))
+	mux.HandleFunc("POST /token/{name}", p.requireUser(p.serveToken))
 	mux.HandleFunc("GET /login/{name}", p.requireUser(p.serveLogin))
 	mux.HandleFunc("GET /callback/{name}", p.ServeCallback)
 	mux.HandleFunc("/", p.requireUser(func(w http.ResponseWriter, r *http.Request) {
