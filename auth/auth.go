@@ -203,3 +203,12 @@ func (e *NotConfiguredError) Error() string {
 type StreamRewriter interface {
 	RewriteStream(host string, t *Token, toBroker io.Writer) io.Writer
 }
+
+// HostRouter is implemented by a Broker that sends some requests to another
+// of its hosts than the one the client named, depending on the token (5paisa
+// opens feed sockets on the host its token's RedirectServer claim names).
+// UpstreamHost returns the host to use for a request to host, or host
+// itself.
+type HostRouter interface {
+	UpstreamHost(host string, t *Token) string
+}

@@ -215,6 +215,7 @@ func (p *Proxy) attempt(req *http.Request, st *reqState, tok *auth.Token) (*http
 		req.ContentLength = int64(len(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
+	p.route(req, st, tok)
 	if err := st.acct.Broker.Inject(req, tok); err != nil {
 		return nil, err
 	}

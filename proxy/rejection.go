@@ -173,3 +173,23 @@ func clipMessage(s string) string {
 	}
 	return s
 }
+
+// route sends req to the host the broker names for tok (auth.HostRouter:
+// 5paisa's feed host from the RedirectServer claim), and says so in the log.
+func (p *Proxy) route(req *http.Request, st *reqState, tok *auth.Token) {
+	hr, ok := st.acct.Broker.(auth.HostRouter)
+	if !ok {
+		return
+	}
+	to := hr.UpstreamHost(st.host, tok)
+	if to == st.host || to == "" {
+		return
+	}
+	host := to
+	if st.port != "" && st.port != "443" {
+		host = to + ":" + st.port
+	}
+	req.URL.Host, req.Host = host, host
+	p.log.Info("sending the request to the host the token names", "account", st.acct.Name,
+		"asked", st.host, "host", to, "path", safePath(req.URL.Path))
+}

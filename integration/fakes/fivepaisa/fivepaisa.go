@@ -111,6 +111,10 @@ type Options struct {
 	TOTPSecret    string        // base32
 	RequestTTL    time.Duration // request token lifetime; default 30s
 	OmitExp       bool          // issue access tokens without an exp claim
+	// RedirectServer is the access token's RedirectServer claim: "C"
+	// (default; openfeed), "A" (aopenfeed) or "B" (bopenfeed). Order
+	// updates are pushed only on that feed host (FeedConn.Home).
+	RedirectServer string
 	Now           func() time.Time
 }
 
@@ -757,7 +761,7 @@ func (f *Fake) serveAccessToken(w http.ResponseWriter, r *http.Request) {
 		{"unique_name", it.client},
 		{"role", f.opts.UserID},
 		{"State", ""},
-		{"RedirectServer", "C"},
+		{"RedirectServer", f.redirectServer()},
 		{"jti", newID()},
 		{"nbf", now.Unix()},
 	}
