@@ -145,6 +145,10 @@ var (
 	ErrRefreshImpossible = errors.New("refresh impossible")
 	ErrBadRequest        = errors.New("bad request")
 	ErrTooLarge          = errors.New("request body too large")
+	// ErrBrokerFault marks a login answer that could not be read (not
+	// JSON, cut off, missing its fields): a broker fault, not a verdict on
+	// the credentials, so the Cache does not hold it like a refusal.
+	ErrBrokerFault = errors.New("unreadable broker answer")
 )
 
 // LoginError is a login the broker refused: bad credentials, a locked

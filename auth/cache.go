@@ -711,9 +711,10 @@ func (c *Cache) failed(f *flight, kind string, now time.Time, took time.Duration
 			c.lockedUntil = floor
 		}
 		c.lockErr = err
-	case errors.As(err, &le) && le.StatusCode < 500:
-		// A refusal is held; a broker's 5xx is an outage, not a verdict on
-		// the credentials: the next request after it recovers logs in.
+	case errors.As(err, &le) && le.StatusCode < 500 && !errors.Is(err, ErrBrokerFault):
+		// A refusal is held; a broker's 5xx or an unreadable answer is a
+		// fault, not a verdict on the credentials: the next request after
+		// it recovers logs in.
 		c.failUntil = now.Add(c.failureHold)
 		c.failErr = err
 	}

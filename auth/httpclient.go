@@ -76,8 +76,9 @@ func NewHTTPClient(rt http.RoundTripper, logger *slog.Logger, opts RetryOptions)
 	}
 }
 
-// Do sends req. With retrySafe false it makes exactly one attempt: use that
-// for anything that consumes a TOTP code or opens a Tradovate session. With
+// Do sends req. With retrySafe false it resends only after a 502, 503 or
+// 504 (the endpoint did not process it): use that for anything that
+// consumes a TOTP code or opens a Tradovate session. With
 // retrySafe true it retries refused, reset and timed-out connections, 5xx
 // (except 501) and 429 with exponential backoff, honouring Retry-After when
 // it fits within WaitMax and the budget (otherwise the 429 is returned at
@@ -110,10 +111,15 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 			c.logger.Debug("broker auth request", "method", r.Method, "url", target, "attempt", attempt+1)
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-			if !retrySafe || retries >= c.opts.Max {
+			if retries >= c.opts.Max || ctx.Err() != nil {
 				return false, nil
 			}
-			if ctx.Err() != nil {
+			// A request that may consume a TOTP code or open a session is
+			// resent only when a gateway answered 502/503/504: the login
+			// endpoint never processed it (DESIGN.md "Login answers"), so
+			// its code is unspent. A timeout or reset after sending is
+			// ambiguous and never resent.
+			if !retrySafe && (err != nil || resp == nil || !gatewayStatus(resp.StatusCode)) {
 				return false, nil
 			}
 			var wait time.Duration
@@ -195,6 +201,12 @@ func backoff(o RetryOptions, retry int) time.Duration {
 		d *= 2
 	}
 	return min(d, o.WaitMax)
+}
+
+// gatewayStatus reports the answers of a gateway in front of a login
+// endpoint that did not reach it.
+func gatewayStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
 func retryableStatus(code int) bool {

@@ -452,7 +452,7 @@ type loginEnvelope struct {
 func decodeLogin(op string, raw []byte) (*loginBody, error) {
 	var env loginEnvelope
 	if err := json.Unmarshal(bytes.TrimSpace(raw), &env); err != nil {
-		return nil, &auth.LoginError{Message: "unreadable " + op + " response"}
+		return nil, &auth.LoginError{Message: "unreadable " + op + " response", Err: auth.ErrBrokerFault}
 	}
 	if env.Head != nil && env.Head.Status.set && env.Head.Status.n != 0 {
 		msg := env.Head.StatusDescription

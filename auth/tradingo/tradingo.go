@@ -335,9 +335,9 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 	var env loginEnvelope
 	if err := json.Unmarshal(bytes.TrimSpace(body), &env); err != nil || (env.IsError == nil && env.StatusCode == nil) {
 		if status < 200 || status > 299 {
-			return fail("unreadable error response: " + statusText(status))
+			return "", &auth.LoginError{StatusCode: status, Message: "unreadable error response: " + statusText(status), Err: auth.ErrBrokerFault}
 		}
-		return fail("unreadable login response")
+		return "", &auth.LoginError{StatusCode: status, Message: "unreadable login response", Err: auth.ErrBrokerFault}
 	}
 	msg := ""
 	if env.ResponseException != nil {
