@@ -115,7 +115,7 @@ type Options struct {
 	// (default; openfeed), "A" (aopenfeed) or "B" (bopenfeed). Order
 	// updates are pushed only on that feed host (FeedConn.Home).
 	RedirectServer string
-	Now           func() time.Time
+	Now            func() time.Time
 }
 
 // Recorded is one request the fake saw.
