@@ -173,6 +173,7 @@ type Fake struct {
 	failLogins   int
 	failStatus   int
 	failExchange int
+	blocked      bool
 	orders       []order
 	feeds        []FeedConn
 }
@@ -250,6 +251,16 @@ func (f *Fake) RevokeAll() {
 	for _, t := range f.accTokens {
 		t.revoked = true
 	}
+}
+
+// Block makes every API call answer "Invalid Session" (HTTP 200,
+// body.Status 9) whatever the token, while logins still succeed: what 5paisa
+// does for an expired password or a broker-side block, which no fresh token
+// cures. Block(false) lifts it.
+func (f *Fake) Block(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blocked = on
 }
 
 // FailNextLogins makes the next n TOTPLogin calls fail with HTTP status
@@ -905,7 +916,15 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeInvalidHead(w)
 		return
 	}
+	f.mu.Lock()
+	blocked := f.blocked
+	f.mu.Unlock()
 	client, ok := f.session(r.Header)
+	if blocked {
+		outcome = "blocked"
+		writeBodyStatus(w, rt.code, MsgInvalidSess, StatusSessionDie)
+		return
+	}
 	if !ok {
 		outcome = "invalid_session"
 		writeBodyStatus(w, rt.code, MsgInvalidSess, StatusSessionDie)
