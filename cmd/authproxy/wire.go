@@ -226,7 +226,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 				"type", a.Type, "missing", strings.Join(a.Missing, ","))
 			continue
 		}
-		b, err := newBroker(a, w.client, now, logger)
+		b, err := newBroker(a, w.client, now, logger, cfg.StateDir)
 		if err != nil {
 			return nil, fmt.Errorf("account %q: %w", a.Name, err)
 		}
@@ -307,7 +307,7 @@ func typeBypass(typ string) func(*http.Request) bool {
 }
 
 // newBroker is the factory: one case per broker type.
-func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (auth.Broker, error) {
+func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger, stateDir string) (auth.Broker, error) {
 	switch a.Type {
 	case "tradingo":
 		return tradingo.New(tradingo.Config{
@@ -318,7 +318,7 @@ func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time,
 			IPAddress:  a.Get("ip_address"),
 		}, client, now, logger)
 	case "tradovate":
-		return newTradovateBroker(a, client, now, logger)
+		return newTradovateBroker(a, client, now, logger, stateDir)
 	case "fivepaisa":
 		return newFivepaisaBroker(a, client, now, logger)
 	case "pocketful":
