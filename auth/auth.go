@@ -216,3 +216,14 @@ type StreamRewriter interface {
 type HostRouter interface {
 	UpstreamHost(host string, t *Token) string
 }
+
+// SessionChecker is implemented by a Broker whose closed sessions do not
+// always answer 401 (Tradovate answers 408, 429 or 5xx once the user logged
+// in elsewhere). SuspectDead says whether resp may mean that; SessionAlive
+// then asks the broker with one cheap authenticated call: dead is true only
+// when the broker's answer says the token's session is gone, so that a real
+// outage never costs a login.
+type SessionChecker interface {
+	SuspectDead(resp *http.Response) bool
+	SessionAlive(ctx context.Context, t *Token) (alive bool, err error)
+}

@@ -336,3 +336,16 @@ func redactErr(err error) error {
 	}
 	return err
 }
+
+// Once sends req exactly once (no retry), bounded by the budget: for cheap
+// checks whose answer matters more than their success.
+func (c *HTTPClient) Once(ctx context.Context, req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Budget)
+	resp, err := c.hc.Do(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), redactErr(err))
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}

@@ -143,7 +143,7 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 		return wrapStream(resp, acct.Broker, st.host, tok), nil
 	}
 	holder, _ := acct.Source.(rejectionHolder)
-	if !acct.Broker.Rejected(resp, peeker(resp)) {
+	if !acct.Broker.Rejected(resp, peeker(resp)) && !p.sessionDead(ctx, acct, resp, tok) {
 		if holder != nil {
 			holder.Accepted()
 		}

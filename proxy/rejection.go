@@ -193,3 +193,25 @@ func (p *Proxy) route(req *http.Request, st *reqState, tok *auth.Token) {
 	p.log.Info("sending the request to the host the token names", "account", st.acct.Name,
 		"asked", st.host, "host", to, "path", safePath(req.URL.Path))
 }
+
+// sessionDead reports whether resp, not a plain rejection, comes from a
+// closed broker session (auth.SessionChecker: Tradovate's 408/429/5xx),
+// confirmed with one cheap authenticated call so that an outage is passed
+// on as is and costs no login.
+func (p *Proxy) sessionDead(ctx context.Context, acct *Account, resp *http.Response, tok *auth.Token) bool {
+	sc, ok := acct.Broker.(auth.SessionChecker)
+	if !ok || !sc.SuspectDead(resp) {
+		return false
+	}
+	alive, err := sc.SessionAlive(ctx, tok)
+	switch {
+	case err != nil:
+		p.log.Info("broker fault, not a closed session: passing the answer on", "account", acct.Name,
+			"status", resp.StatusCode, "err", err)
+		return false
+	case alive:
+		return false
+	}
+	p.log.Info("the broker closed the session behind the token", "account", acct.Name, "status", resp.StatusCode)
+	return true
+}
