@@ -227,3 +227,12 @@ type SessionChecker interface {
 	SuspectDead(resp *http.Response) bool
 	SessionAlive(ctx context.Context, t *Token) (alive bool, err error)
 }
+
+// RedirectFollower is implemented by a Broker whose API moves accounts
+// between its own hosts with 307/308 redirects (Tradovate's apiHosts). The
+// proxy follows a redirect to a host FollowRedirect accepts itself, with the
+// same token, instead of handing the client a Location it would reach
+// without credentials (or log in again for).
+type RedirectFollower interface {
+	FollowRedirect(to *url.URL) bool
+}

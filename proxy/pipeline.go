@@ -147,6 +147,9 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 		if holder != nil {
 			holder.Accepted()
 		}
+		if resp, err = p.follow(out, pristine, st, tok, resp); err != nil {
+			return nil, err
+		}
 		return p.checkBody(resp, st)
 	}
 	if holder != nil && holder.RejectHeld() {

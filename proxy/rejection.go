@@ -215,3 +215,35 @@ func (p *Proxy) sessionDead(ctx context.Context, acct *Account, resp *http.Respo
 	p.log.Info("the broker closed the session behind the token", "account", acct.Name, "status", resp.StatusCode)
 	return true
 }
+
+// maxRedirects bounds the redirects the proxy follows for one request.
+const maxRedirects = 3
+
+// follow follows 307/308 redirects to hosts the broker accepts
+// (auth.RedirectFollower), with the same token: no second session.
+func (p *Proxy) follow(orig *http.Request, pristine http.Header, st *reqState, tok *auth.Token, resp *http.Response) (*http.Response, error) {
+	rf, ok := st.acct.Broker.(auth.RedirectFollower)
+	if !ok {
+		return resp, nil
+	}
+	for range maxRedirects {
+		if resp.StatusCode != http.StatusTemporaryRedirect && resp.StatusCode != http.StatusPermanentRedirect {
+			return resp, nil
+		}
+		loc, err := resp.Location()
+		if err != nil || !rf.FollowRedirect(loc) {
+			return resp, nil
+		}
+		drain(resp)
+		next := orig.Clone(orig.Context())
+		next.Header = pristine.Clone()
+		next.URL = loc
+		next.Host = loc.Host
+		p.log.Info("following the broker's redirect with the same token", "account", st.acct.Name,
+			"host", loc.Hostname(), "path", safePath(loc.Path))
+		if resp, err = p.attempt(next, st, tok); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}

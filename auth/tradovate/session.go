@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -55,4 +56,18 @@ func (b *Broker) SessionAlive(ctx context.Context, t *auth.Token) (bool, error) 
 	default:
 		return false, fmt.Errorf("tradovate session check for %q: HTTP %d: the broker has a fault, not the session", b.cfg.Account, c)
 	}
+}
+
+var _ auth.RedirectFollower = (*Broker)(nil)
+
+// FollowRedirect accepts https redirects to Tradovate's own API hosts
+// (*.tradovateapi.com on port 443): the same session's token is valid there.
+func (b *Broker) FollowRedirect(to *url.URL) bool { return followable(to) }
+
+func followable(to *url.URL) bool {
+	if to == nil || to.Scheme != "https" || (to.Port() != "" && to.Port() != "443") || to.User != nil {
+		return false
+	}
+	h := strings.ToLower(strings.TrimSuffix(to.Hostname(), "."))
+	return strings.HasSuffix(h, ".tradovateapi.com")
 }
