@@ -157,6 +157,7 @@ type Cache struct {
 	heldUntil  time.Time // RejectedAgain's hold; guarded by mu, mirrored in holdUntil
 
 	holdUntil atomic.Int64 // unix ns of heldUntil, 0: no hold (read on every request)
+	suspect   atomic.Pointer[Token] // obtained after a rejection and not yet accepted
 
 	leaseTTL     time.Duration // shared store: see lease.go
 	syncInterval time.Duration
@@ -169,6 +170,9 @@ type Cache struct {
 type flight struct {
 	done      chan struct{}
 	proactive bool // started while a valid token was being served
+	// afterReject: a Relogin after the broker rejected a token waits for
+	// this flight; its token becomes the suspect (see FreshAfterRejection).
+	afterReject bool
 	tok       *Token
 	err       error
 }
@@ -325,7 +329,7 @@ func (c *Cache) Invalidate(t *Token) {
 // share one login with each other and with Token callers.
 func (c *Cache) Relogin(ctx context.Context, rejected *Token) (*Token, error) {
 	c.Invalidate(rejected)
-	return c.fetch(ctx)
+	return c.fetchFor(ctx, true)
 }
 
 // Set serves t, a token from an interactive login, after saving it to the
@@ -470,7 +474,11 @@ func (c *Cache) Status() Status {
 }
 
 // fetch returns a valid token, joining or starting a login.
-func (c *Cache) fetch(ctx context.Context) (*Token, error) {
+func (c *Cache) fetch(ctx context.Context) (*Token, error) { return c.fetchFor(ctx, false) }
+
+// fetchFor is fetch; afterReject marks the login as one made because the
+// broker rejected the previous token.
+func (c *Cache) fetchFor(ctx context.Context, afterReject bool) (*Token, error) {
 	var err error
 	// A failed ahead-of-expiry renewal is not a failed login: its waiters
 	// try once more with a login of their own. Two rounds at most.
@@ -488,6 +496,9 @@ func (c *Cache) fetch(ctx context.Context) (*Token, error) {
 		f := c.flight
 		if f == nil {
 			f = c.startFlightLocked(ctx, now, false)
+		}
+		if afterReject {
+			f.afterReject = true
 		}
 		c.mu.Unlock()
 
@@ -585,6 +596,9 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 	c.mu.Lock()
 	c.serveLocked(tok, now, f.proactive && old != nil && !old.Expiry.IsZero() && !tok.Expiry.After(old.Expiry), f)
 	c.saveErr = saveErr
+	if f.afterReject {
+		c.suspect.Store(tok)
+	}
 	c.mu.Unlock()
 	c.saveMu.Unlock()
 

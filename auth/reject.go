@@ -32,6 +32,7 @@ func (c *Cache) RejectedAgain(t *Token, message string) {
 	c.heldUntil = now.Add(c.rejectHold)
 	c.rejectMsg = message
 	c.holdUntil.Store(c.heldUntil.UnixNano())
+	c.suspect.Store(nil) // the verdict is in; after the hold one re-login may try again
 	c.notifyLocked()
 	c.mu.Unlock()
 	c.rejections.Add(1)
@@ -47,9 +48,21 @@ func (c *Cache) RejectHeld() bool {
 	return until != 0 && c.now().UnixNano() < until
 }
 
+// FreshAfterRejection reports whether t was obtained by a login made
+// because the broker rejected the token before it, and no request has been
+// accepted with it yet: a rejection of t is then a rejection of a fresh
+// token (RejectedAgain), even when the request that caused the login gave
+// up waiting for it.
+func (c *Cache) FreshAfterRejection(t *Token) bool {
+	return t != nil && c.suspect.Load() == t
+}
+
 // Accepted tells the cache that the broker answered a request without
 // rejecting its token: a hold set by RejectedAgain ends.
 func (c *Cache) Accepted() {
+	if c.suspect.Load() != nil {
+		c.suspect.Store(nil)
+	}
 	if c.holdUntil.Load() == 0 {
 		return
 	}

@@ -152,6 +152,12 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 		}
 		return p.checkBody(resp, st)
 	}
+	if holder != nil && !holder.RejectHeld() && holder.FreshAfterRejection(tok) {
+		// The token of the re-login after a rejection is refused too (its
+		// own request stopped waiting for it): the same verdict.
+		peek := peeker(resp)
+		holder.RejectedAgain(tok, rejectionMessage(resp, peek()))
+	}
 	if holder != nil && holder.RejectHeld() {
 		// A fresh token was refused too: a login would not help. Pass
 		// the broker's own answer on.

@@ -28,6 +28,7 @@ const loginRetryAfter = 5 * time.Second
 // costing logins for a while.
 type rejectionHolder interface {
 	RejectHeld() bool
+	FreshAfterRejection(t *auth.Token) bool
 	RejectedAgain(t *auth.Token, message string)
 	Accepted()
 }
