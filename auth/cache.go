@@ -156,7 +156,7 @@ type Cache struct {
 	rejectMsg  string    // the broker's words for the last rejection of a fresh token
 	heldUntil  time.Time // RejectedAgain's hold; guarded by mu, mirrored in holdUntil
 
-	holdUntil atomic.Int64 // unix ns of heldUntil, 0: no hold (read on every request)
+	holdUntil atomic.Int64          // unix ns of heldUntil, 0: no hold (read on every request)
 	suspect   atomic.Pointer[Token] // obtained after a rejection and not yet accepted
 
 	leaseTTL     time.Duration // shared store: see lease.go
@@ -173,8 +173,8 @@ type flight struct {
 	// afterReject: a Relogin after the broker rejected a token waits for
 	// this flight; its token becomes the suspect (see FreshAfterRejection).
 	afterReject bool
-	tok       *Token
-	err       error
+	tok         *Token
+	err         error
 }
 
 // NewCache returns the cache for account name. s may be nil (nothing is
