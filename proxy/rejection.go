@@ -191,6 +191,11 @@ func (p *Proxy) route(req *http.Request, st *reqState, tok *auth.Token) {
 		host = to + ":" + st.port
 	}
 	req.URL.Host, req.Host = host, host
+	// A client's Origin naming the host it asked for (WebSocket clients
+	// send their target's origin) names the host it now goes to.
+	if o := req.Header.Get("Origin"); o != "" && strings.EqualFold(o, "https://"+st.host) {
+		req.Header.Set("Origin", "https://"+to)
+	}
 	p.log.Info("sending the request to the host the token names", "account", st.acct.Name,
 		"asked", st.host, "host", to, "path", safePath(req.URL.Path))
 }
