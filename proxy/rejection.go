@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -193,8 +194,13 @@ func (p *Proxy) route(req *http.Request, st *reqState, tok *auth.Token) {
 	req.URL.Host, req.Host = host, host
 	// A client's Origin naming the host it asked for (WebSocket clients
 	// send their target's origin) names the host it now goes to.
-	if o := req.Header.Get("Origin"); o != "" && strings.EqualFold(o, "https://"+st.host) {
-		req.Header.Set("Origin", "https://"+to)
+	if o, err := url.Parse(req.Header.Get("Origin")); err == nil && o.Host != "" && strings.EqualFold(o.Hostname(), st.host) {
+		port := o.Port()
+		o.Host = to
+		if port != "" {
+			o.Host = to + ":" + port
+		}
+		req.Header.Set("Origin", o.String())
 	}
 	p.log.Info("sending the request to the host the token names", "account", st.acct.Name,
 		"asked", st.host, "host", to, "path", safePath(req.URL.Path))
