@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -87,11 +88,48 @@ func NewHTTPClient(rt http.RoundTripper, logger *slog.Logger, opts RetryOptions)
 // A final 5xx or 429 is returned as a response, not an error. The body of the
 // response must be closed; it can be read until the budget runs out.
 func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) (*http.Response, error) {
+	return c.do(ctx, req, retrySafe, nil)
+}
+
+// DoLogin is Do with retrySafe false for a login whose body carries a TOTP
+// code. Before it is resent (after a gateway's 502/503/504), rebody is
+// asked for a new body: it returns one with a fresh code when the code's
+// time step has passed (never waiting for one), or false to resend the
+// same body, whose code the endpoint never saw.
+func (c *HTTPClient) DoLogin(ctx context.Context, req *http.Request, rebody func() ([]byte, bool)) (*http.Response, error) {
+	return c.do(ctx, req, false, rebody)
+}
+
+func (c *HTTPClient) do(ctx context.Context, req *http.Request, retrySafe bool, rebody func() ([]byte, bool)) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Budget)
 	rreq, err := retryablehttp.FromRequest(req.WithContext(ctx))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), err)
+	}
+	var prepare retryablehttp.PrepareRetry
+	if rebody != nil && req.GetBody != nil {
+		rc, gerr := req.GetBody()
+		var cur []byte
+		if gerr == nil {
+			cur, gerr = io.ReadAll(rc)
+			_ = rc.Close()
+		}
+		if gerr != nil {
+			cancel()
+			return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), gerr)
+		}
+		if err := rreq.SetBody(retryablehttp.ReaderFunc(func() (io.Reader, error) { return bytes.NewReader(cur), nil })); err != nil {
+			cancel()
+			return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), err)
+		}
+		prepare = func(r *http.Request) error {
+			if b, ok := rebody(); ok {
+				cur = b
+				r.ContentLength = int64(len(b))
+			}
+			return nil
+		}
 	}
 	start := time.Now()
 	deadline, _ := ctx.Deadline()
@@ -159,6 +197,7 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
 			return nextWait
 		},
+		PrepareRetry: prepare,
 		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) {
 			if resp != nil && err == nil {
 				return resp, nil

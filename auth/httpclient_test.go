@@ -374,3 +374,46 @@ func TestHTTPClientUnsafeRetriesGatewayAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPClientDoLoginRebodies: a login resent after a gateway's 503 asks
+// for a new body (a fresh TOTP code) and sends it; without one it resends
+// the same.
+func TestHTTPClientDoLoginRebodies(t *testing.T) {
+	var (
+		hits   atomic.Int64
+		bodies = make(chan string, 8)
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- string(b)
+		if hits.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	c, _ := newTestClient(t, nil, nil, fastRetry)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/VerifyTotp", strings.NewReader(`{"totp":"111111"}`))
+	asked := 0
+	resp, err := c.DoLogin(t.Context(), req, func() ([]byte, bool) {
+		asked++
+		if asked == 1 {
+			return nil, false // same step: resend
+		}
+		return []byte(`{"totp":"222222"}`), true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	close(bodies)
+	var got []string
+	for b := range bodies {
+		got = append(got, b)
+	}
+	want := []string{`{"totp":"111111"}`, `{"totp":"111111"}`, `{"totp":"222222"}`}
+	if strings.Join(got, " ") != strings.Join(want, " ") || resp.StatusCode != 200 {
+		t.Fatalf("bodies %q status %d, want %q then 200", got, resp.StatusCode, want)
+	}
+}
