@@ -145,6 +145,10 @@ var (
 	ErrRefreshImpossible = errors.New("refresh impossible")
 	ErrBadRequest        = errors.New("bad request")
 	ErrTooLarge          = errors.New("request body too large")
+	// ErrBrokerFault marks a login answer that could not be read (not
+	// JSON, cut off, missing its fields): a broker fault, not a verdict on
+	// the credentials, so the Cache does not hold it like a refusal.
+	ErrBrokerFault = errors.New("unreadable broker answer")
 )
 
 // LoginError is a login the broker refused: bad credentials, a locked
@@ -202,4 +206,33 @@ func (e *NotConfiguredError) Error() string {
 // broker sends are relayed untouched.
 type StreamRewriter interface {
 	RewriteStream(host string, t *Token, toBroker io.Writer) io.Writer
+}
+
+// HostRouter is implemented by a Broker that sends some requests to another
+// of its hosts than the one the client named, depending on the token (5paisa
+// opens feed sockets on the host its token's RedirectServer claim names).
+// UpstreamHost returns the host to use for a request to host, or host
+// itself.
+type HostRouter interface {
+	UpstreamHost(host string, t *Token) string
+}
+
+// SessionChecker is implemented by a Broker whose closed sessions do not
+// always answer 401 (Tradovate answers 408, 429 or 5xx once the user logged
+// in elsewhere). SuspectDead says whether resp may mean that; SessionAlive
+// then asks the broker with one cheap authenticated call: dead is true only
+// when the broker's answer says the token's session is gone, so that a real
+// outage never costs a login.
+type SessionChecker interface {
+	SuspectDead(resp *http.Response) bool
+	SessionAlive(ctx context.Context, t *Token) (alive bool, err error)
+}
+
+// RedirectFollower is implemented by a Broker whose API moves accounts
+// between its own hosts with 307/308 redirects (Tradovate's apiHosts). The
+// proxy follows a redirect to a host FollowRedirect accepts itself, with the
+// same token, instead of handing the client a Location it would reach
+// without credentials (or log in again for).
+type RedirectFollower interface {
+	FollowRedirect(to *url.URL) bool
 }

@@ -37,6 +37,7 @@ const (
 	EventInvalidated   = "invalidated"    // the broker rejected the current token
 	EventRateLimited   = "rate_limited"   // the broker locked the account out; Err is a *RateLimitError chain
 	EventSaved         = "saved"          // a new token was written to the Store; Err is set when that failed
+	EventRejectedAgain = "rejected_again" // the broker refused a freshly obtained token too (RejectedAgain)
 )
 
 // Status states, in words a person reads at a glance.
@@ -48,7 +49,15 @@ const (
 	StateLockedOut  = "locked out"
 	StateExpired    = "expired"
 	StateEmpty      = "empty"
+	// StateRejected: the broker refused a freshly obtained token too, so a
+	// new login will not help for now (expired password, a broker-side
+	// block); LastError holds the broker's message. See RejectedAgain.
+	StateRejected = "rejected by broker"
 )
+
+// DefaultRejectHold is how long an account whose fresh token was rejected
+// too gets no more logins on rejections (DESIGN.md: at most 30s).
+const DefaultRejectHold = 30 * time.Second
 
 // CacheOptions tune a Cache. Zero fields take the defaults.
 type CacheOptions struct {
@@ -73,6 +82,9 @@ type CacheOptions struct {
 	// SyncInterval: with a Store that is a Watcher, how often Run re-reads
 	// the store besides every announcement; default 5s.
 	SyncInterval time.Duration
+	// RejectHold: after RejectedAgain, how long rejections cause no new
+	// login (unless a request succeeds first); default and maximum 30s.
+	RejectHold time.Duration
 }
 
 // Event reports something a Cache did, for metrics and status pages.
@@ -102,8 +114,7 @@ type Status struct {
 }
 
 // Cache holds one account's token: it serves a valid token at once, renews
-// it ahead of expiry (at the earlier of Expiry-Margin and the lifetime's
-// midpoint, rate-limited), runs at most one Login or Refresh at a time no
+// it ahead of expiry (see refreshPoint; rate-limited), runs at most one Login or Refresh at a time no
 // matter how many callers wait, and saves every new token to its Store
 // before serving it. All methods are safe for concurrent use.
 type Cache struct {
@@ -119,6 +130,7 @@ type Cache struct {
 	failureHold  time.Duration
 	renewPerHour int
 	canRenew     bool // the broker can get a token without a person
+	renews       bool // the broker is a Refresher: renewal keeps its session
 
 	cur       atomic.Pointer[Token] // the token being served; nil after Invalidate
 	nextRenew atomic.Int64          // unix ns at which Token starts a background renewal; MaxInt64: never
@@ -140,6 +152,13 @@ type Cache struct {
 	saveErr     error
 	needsLogin  bool
 
+	rejectHold time.Duration
+	rejectMsg  string    // the broker's words for the last rejection of a fresh token
+	heldUntil  time.Time // RejectedAgain's hold; guarded by mu, mirrored in holdUntil
+
+	holdUntil atomic.Int64          // unix ns of heldUntil, 0: no hold (read on every request)
+	suspect   atomic.Pointer[Token] // obtained after a rejection and not yet accepted
+
 	leaseTTL     time.Duration // shared store: see lease.go
 	syncInterval time.Duration
 	storeErr     error
@@ -151,8 +170,11 @@ type Cache struct {
 type flight struct {
 	done      chan struct{}
 	proactive bool // started while a valid token was being served
-	tok       *Token
-	err       error
+	// afterReject: a Relogin after the broker rejected a token waits for
+	// this flight; its token becomes the suspect (see FreshAfterRejection).
+	afterReject bool
+	tok         *Token
+	err         error
 }
 
 // NewCache returns the cache for account name. s may be nil (nothing is
@@ -190,6 +212,10 @@ func NewCache(name string, b Broker, s Store, opts CacheOptions) *Cache {
 	if c.renewPerHour == 0 {
 		c.renewPerHour = DefaultRenewPerHour
 	}
+	c.rejectHold = opts.RejectHold
+	if c.rejectHold <= 0 || c.rejectHold > DefaultRejectHold {
+		c.rejectHold = DefaultRejectHold
+	}
 	c.leaseTTL, c.syncInterval = opts.LeaseTTL, opts.SyncInterval
 	if c.leaseTTL <= 0 {
 		c.leaseTTL = DefaultLeaseTTL
@@ -199,6 +225,7 @@ func NewCache(name string, b Broker, s Store, opts CacheOptions) *Cache {
 	}
 	_, refresher := b.(Refresher)
 	c.canRenew = refresher
+	c.renews = refresher
 	if !refresher {
 		ia, ok := b.(Interactive)
 		c.canRenew = !ok || !ia.NeedsBrowser()
@@ -302,7 +329,7 @@ func (c *Cache) Invalidate(t *Token) {
 // share one login with each other and with Token callers.
 func (c *Cache) Relogin(ctx context.Context, rejected *Token) (*Token, error) {
 	c.Invalidate(rejected)
-	return c.fetch(ctx)
+	return c.fetchFor(ctx, true)
 }
 
 // Set serves t, a token from an interactive login, after saving it to the
@@ -421,9 +448,15 @@ func (c *Cache) Status() Status {
 	if c.storeErr != nil {
 		st.StoreError = c.redactLocked(c.storeErr.Error())
 	}
+	held := now.Before(c.heldUntil)
+	if held && c.rejectMsg != "" {
+		st.LastError = c.redactLocked(c.rejectMsg)
+	}
 	switch {
 	case !st.LockedUntil.IsZero():
 		st.State = StateLockedOut
+	case held:
+		st.State = StateRejected
 	case c.flight != nil:
 		st.State = StateRefreshing
 	case st.HasToken:
@@ -441,7 +474,11 @@ func (c *Cache) Status() Status {
 }
 
 // fetch returns a valid token, joining or starting a login.
-func (c *Cache) fetch(ctx context.Context) (*Token, error) {
+func (c *Cache) fetch(ctx context.Context) (*Token, error) { return c.fetchFor(ctx, false) }
+
+// fetchFor is fetch; afterReject marks the login as one made because the
+// broker rejected the previous token.
+func (c *Cache) fetchFor(ctx context.Context, afterReject bool) (*Token, error) {
 	var err error
 	// A failed ahead-of-expiry renewal is not a failed login: its waiters
 	// try once more with a login of their own. Two rounds at most.
@@ -459,6 +496,9 @@ func (c *Cache) fetch(ctx context.Context) (*Token, error) {
 		f := c.flight
 		if f == nil {
 			f = c.startFlightLocked(ctx, now, false)
+		}
+		if afterReject {
+			f.afterReject = true
 		}
 		c.mu.Unlock()
 
@@ -556,6 +596,9 @@ func (c *Cache) runFlight(base context.Context, f *flight, old *Token, usable, t
 	c.mu.Lock()
 	c.serveLocked(tok, now, f.proactive && old != nil && !old.Expiry.IsZero() && !tok.Expiry.After(old.Expiry), f)
 	c.saveErr = saveErr
+	if f.afterReject {
+		c.suspect.Store(tok)
+	}
 	c.mu.Unlock()
 	c.saveMu.Unlock()
 
@@ -682,9 +725,10 @@ func (c *Cache) failed(f *flight, kind string, now time.Time, took time.Duration
 			c.lockedUntil = floor
 		}
 		c.lockErr = err
-	case errors.As(err, &le) && le.StatusCode < 500:
-		// A refusal is held; a broker's 5xx is an outage, not a verdict on
-		// the credentials: the next request after it recovers logs in.
+	case errors.As(err, &le) && le.StatusCode < 500 && !errors.Is(err, ErrBrokerFault):
+		// A refusal is held; a broker's 5xx or an unreadable answer is a
+		// fault, not a verdict on the credentials: the next request after
+		// it recovers logs in.
 		c.failUntil = now.Add(c.failureHold)
 		c.failErr = err
 	}
@@ -710,14 +754,19 @@ func (c *Cache) failed(f *flight, kind string, now time.Time, took time.Duration
 	c.emit(ev, err)
 }
 
-// refreshPoint is when t should be renewed: the earlier of Expiry-Margin and
-// the lifetime's midpoint. A token shorter than the margin is renewed at its
-// midpoint; with Obtained unknown, at Expiry-Margin.
+// refreshPoint is when t should be renewed. A broker that renews within its
+// session (a Refresher) renews at the earlier of Expiry-Margin and the
+// lifetime's midpoint (a token shorter than the margin at its midpoint;
+// with Obtained unknown, at Expiry-Margin). A broker without renewal logs in
+// again only within the margin of expiry: see loginPoint.
 func (c *Cache) refreshPoint(t *Token) time.Time {
 	early := t.Expiry.Add(-c.margin)
 	life := t.Lifetime()
 	if life <= 0 {
 		return early
+	}
+	if !c.renews {
+		return loginPoint(t, early, life)
 	}
 	mid := t.Obtained.Add(life / 2)
 	if !early.After(t.Obtained) || mid.Before(early) {

@@ -112,7 +112,8 @@ func TestCacheReloginSingleFlight(t *testing.T) {
 }
 
 func TestRefreshPoint(t *testing.T) {
-	c := NewCache("acct", &fakeBroker{now: time.Now}, nil, CacheOptions{})
+	// A broker that renews within its session (Tradovate) keeps the rule.
+	c := NewCache("acct", &refreshBroker{fakeBroker: &fakeBroker{now: time.Now}}, nil, CacheOptions{})
 	day := time.Date(2026, 3, 2, 18, 29, 59, 0, time.UTC) // 23:59:59 IST
 	tests := []struct {
 		name string
@@ -130,6 +131,36 @@ func TestRefreshPoint(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := c.refreshPoint(&tt.tok); !got.Equal(tt.want) {
 				t.Errorf("refreshPoint = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoginPointWithoutRenewal: a broker with no renewal call (Tradingo,
+// 5paisa, Pocketful) logs in again only within the margin of expiry, never
+// at half-life, and never in the first three quarters of a short token.
+func TestLoginPointWithoutRenewal(t *testing.T) {
+	c := NewCache("acct", &fakeBroker{now: time.Now}, nil, CacheOptions{})
+	day := time.Date(2026, 3, 2, 18, 29, 59, 0, time.UTC)
+	tests := []struct {
+		name string
+		tok  Token
+		want time.Time
+	}{
+		{"90m token: expiry-margin", Token{Obtained: t0, Expiry: t0.Add(90 * time.Minute)}, t0.Add(75 * time.Minute)},
+		{"day token: expiry-margin", Token{Obtained: t0, Expiry: day}, day.Add(-15 * time.Minute)},
+		{"20m token: three quarters", Token{Obtained: t0, Expiry: t0.Add(20 * time.Minute)}, t0.Add(15 * time.Minute)},
+		{"20s token: three quarters", Token{Obtained: t0, Expiry: t0.Add(20 * time.Second)}, t0.Add(15 * time.Second)},
+		{"unknown obtained: expiry-margin", Token{Expiry: t0.Add(time.Hour)}, t0.Add(45 * time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := c.refreshPoint(&tt.tok)
+			if !got.Equal(tt.want) {
+				t.Errorf("refreshPoint = %s, want %s", got, tt.want)
+			}
+			if life := tt.tok.Lifetime(); life > 0 && !got.After(tt.tok.Obtained.Add(life/2)) {
+				t.Errorf("refreshPoint %s is not after half-life", got)
 			}
 		})
 	}
@@ -189,21 +220,23 @@ func TestCacheShortLivedTokenNoStorm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(9 * time.Second)
+		// No renewal call: a new login at three quarters of the life, not
+		// at half-life.
+		time.Sleep(14 * time.Second)
 		synctest.Wait()
 		if got := b.logins.Load(); got != 1 {
-			t.Fatalf("logins before midpoint = %d, want 1", got)
+			t.Fatalf("logins before three quarters = %d, want 1", got)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		if got := b.logins.Load(); got != 2 {
-			t.Fatalf("logins after midpoint = %d, want 2", got)
+			t.Fatalf("logins after three quarters = %d, want 2", got)
 		}
 		if got, _ := c.Token(ctx); got == t1 || !got.Valid(time.Now()) {
 			t.Fatal("not serving the renewed token")
 		}
 
-		time.Sleep(time.Hour - 12*time.Second)
+		time.Sleep(time.Hour - 17*time.Second)
 		synctest.Wait()
 		if got := b.logins.Load(); got != 1+DefaultRenewPerHour {
 			t.Errorf("logins in the first hour = %d, want %d (1 + the hourly cap)", got, 1+DefaultRenewPerHour)
@@ -751,11 +784,16 @@ func TestCacheNoGainRenewal(t *testing.T) {
 	if _, err := c.Token(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(8 * time.Hour) // past the midpoint
+	clk.Add(8 * time.Hour) // past the midpoint: no new login (no renewal call)
+	c.Token(t.Context())   // a due renewal would start here, synchronously
+	if n, st := logins.Load(), c.Status().State; n != 1 || st != StateReady {
+		t.Fatalf("at half-life: logins = %d, state %q; want 1, ready (no login started)", n, st)
+	}
+	clk.Set(eod.Add(-10 * time.Minute)) // within the margin
 	c.Token(t.Context())
-	eventually(t, "midday renewal", func() bool { return logins.Load() == 2 && c.Status().State == StateReady })
-	for _, d := range []time.Duration{time.Hour, 3 * time.Hour, 3*time.Hour + 59*time.Minute} {
-		clk.Set(t0.Add(8 * time.Hour).Add(d))
+	eventually(t, "renewal within the margin", func() bool { return logins.Load() == 2 && c.Status().State == StateReady })
+	for _, d := range []time.Duration{time.Minute, 5 * time.Minute, 9*time.Minute + 59*time.Second} {
+		clk.Set(eod.Add(-10 * time.Minute).Add(d))
 		c.Token(t.Context())
 		time.Sleep(5 * time.Millisecond)
 		if n := logins.Load(); n != 2 {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -76,8 +77,9 @@ func NewHTTPClient(rt http.RoundTripper, logger *slog.Logger, opts RetryOptions)
 	}
 }
 
-// Do sends req. With retrySafe false it makes exactly one attempt: use that
-// for anything that consumes a TOTP code or opens a Tradovate session. With
+// Do sends req. With retrySafe false it resends only after a 502, 503 or
+// 504 (the endpoint did not process it): use that for anything that
+// consumes a TOTP code or opens a Tradovate session. With
 // retrySafe true it retries refused, reset and timed-out connections, 5xx
 // (except 501) and 429 with exponential backoff, honouring Retry-After when
 // it fits within WaitMax and the budget (otherwise the 429 is returned at
@@ -86,11 +88,48 @@ func NewHTTPClient(rt http.RoundTripper, logger *slog.Logger, opts RetryOptions)
 // A final 5xx or 429 is returned as a response, not an error. The body of the
 // response must be closed; it can be read until the budget runs out.
 func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) (*http.Response, error) {
+	return c.do(ctx, req, retrySafe, nil)
+}
+
+// DoLogin is Do with retrySafe false for a login whose body carries a TOTP
+// code. Before it is resent (after a gateway's 502/503/504), rebody is
+// asked for a new body: it returns one with a fresh code when the code's
+// time step has passed (never waiting for one), or false to resend the
+// same body, whose code the endpoint never saw.
+func (c *HTTPClient) DoLogin(ctx context.Context, req *http.Request, rebody func() ([]byte, bool)) (*http.Response, error) {
+	return c.do(ctx, req, false, rebody)
+}
+
+func (c *HTTPClient) do(ctx context.Context, req *http.Request, retrySafe bool, rebody func() ([]byte, bool)) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Budget)
 	rreq, err := retryablehttp.FromRequest(req.WithContext(ctx))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), err)
+	}
+	var prepare retryablehttp.PrepareRetry
+	if rebody != nil && req.GetBody != nil {
+		rc, gerr := req.GetBody()
+		var cur []byte
+		if gerr == nil {
+			cur, gerr = io.ReadAll(rc)
+			_ = rc.Close()
+		}
+		if gerr != nil {
+			cancel()
+			return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), gerr)
+		}
+		if err := rreq.SetBody(retryablehttp.ReaderFunc(func() (io.Reader, error) { return bytes.NewReader(cur), nil })); err != nil {
+			cancel()
+			return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), err)
+		}
+		prepare = func(r *http.Request) error {
+			if b, ok := rebody(); ok {
+				cur = b
+				r.ContentLength = int64(len(b))
+			}
+			return nil
+		}
 	}
 	start := time.Now()
 	deadline, _ := ctx.Deadline()
@@ -110,10 +149,15 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 			c.logger.Debug("broker auth request", "method", r.Method, "url", target, "attempt", attempt+1)
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-			if !retrySafe || retries >= c.opts.Max {
+			if retries >= c.opts.Max || ctx.Err() != nil {
 				return false, nil
 			}
-			if ctx.Err() != nil {
+			// A request that may consume a TOTP code or open a session is
+			// resent only when a gateway answered 502/503/504: the login
+			// endpoint never processed it (DESIGN.md "Login answers"), so
+			// its code is unspent. A timeout or reset after sending is
+			// ambiguous and never resent.
+			if !retrySafe && (err != nil || resp == nil || !gatewayStatus(resp.StatusCode)) {
 				return false, nil
 			}
 			var wait time.Duration
@@ -153,6 +197,7 @@ func (c *HTTPClient) Do(ctx context.Context, req *http.Request, retrySafe bool) 
 		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
 			return nextWait
 		},
+		PrepareRetry: prepare,
 		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) {
 			if resp != nil && err == nil {
 				return resp, nil
@@ -200,6 +245,12 @@ func backoff(o RetryOptions, retry int) time.Duration {
 		d *= 2
 	}
 	return min(d, o.WaitMax)
+}
+
+// gatewayStatus reports the answers of a gateway in front of a login
+// endpoint that did not reach it.
+func gatewayStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
 func retryableStatus(code int) bool {
@@ -328,4 +379,17 @@ func redactErr(err error) error {
 		ue.URL = ""
 	}
 	return err
+}
+
+// Once sends req exactly once (no retry), bounded by the budget: for cheap
+// checks whose answer matters more than their success.
+func (c *HTTPClient) Once(ctx context.Context, req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Budget)
+	resp, err := c.hc.Do(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s %s: %w", req.Method, safeURL(req.URL), redactErr(err))
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
 }

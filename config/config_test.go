@@ -416,7 +416,7 @@ func TestProblems(t *testing.T) {
 		{"bad account name", "[brokers.\"a b\"]\ntype = \"pocketful\"\nclient_id = \"a\"\nclient_secret = \"b\"", nil,
 			[]string{`test.toml:1: brokers."a b": account names may hold only letters`}},
 		{"dotted unknown table", "\n\nfoo.bar.baz = 1", nil, []string{"test.toml:3: foo: unknown key"}},
-		{"unknown in upstream", "[upstream]\nproxy = \"x\"", nil, []string{"test.toml:2: upstream.proxy: unknown key"}},
+		{"unknown in upstream", "[upstream]\nproxies = \"x\"", nil, []string{"test.toml:2: upstream.proxies: unknown key"}},
 		{"many at once", "listen = 1\npassthrough = \"yes\"\n[limits]\nmax_tunnels = \"many\"", nil,
 			[]string{"test.toml:1: listen: must be a string, not an integer",
 				"test.toml:2: passthrough: must be a boolean (true or false), not a string",

@@ -514,6 +514,14 @@ func (p *parser) upstream(f field, base string, up *Upstream) {
 			if d, ok := p.duration(c, time.Nanosecond); ok {
 				up.Timeout = d
 			}
+		case "proxy":
+			if s, ok := p.str(c); ok && s != "" {
+				if msg := egressProblem(s); msg != "" {
+					p.add(c, msg)
+				} else {
+					up.Proxy = s
+				}
+			}
 		default:
 			p.add(c, "unknown key")
 		}

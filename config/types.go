@@ -30,6 +30,10 @@ type Upstream struct {
 	CAFile  string            // extra PEM roots for broker TLS ("" none)
 	Resolve map[string]string // lower-cased "host:port" -> "ip:port"
 	Timeout time.Duration     // default 30s
+	// Proxy is the egress for all broker traffic: "http://[user:pass@]host:port"
+	// (CONNECT) or "socks5://[user:pass@]host:port"; "" dials directly. Its
+	// password is a secret.
+	Proxy string
 }
 
 // ProxyAuth is the [proxy_auth] table.

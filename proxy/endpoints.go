@@ -25,6 +25,7 @@ func (p *Proxy) ownEndpoints() http.Handler {
 	})
 	mux.HandleFunc("GET /status", p.requireUser(p.serveStatus))
 	mux.HandleFunc("GET /ca.pem", p.serveCAPEM)
+	mux.HandleFunc("POST /token/{name}", p.requireUser(p.serveToken))
 	mux.HandleFunc("GET /login/{name}", p.requireUser(p.serveLogin))
 	mux.HandleFunc("GET /callback/{name}", p.ServeCallback)
 	p.guardEndpoints(mux)

@@ -26,8 +26,8 @@ type Metrics struct {
 	handler  http.Handler
 	status   atomic.Pointer[func() StatusReport]
 
-	descExpiry, descReady, descTunnels, descStore *prometheus.Desc
-	descClientTLS, descLoginDue                   *prometheus.Desc
+	descExpiry, descReady, descTunnels, descStore, descRejected *prometheus.Desc
+	descClientTLS, descLoginDue                                 *prometheus.Desc
 }
 
 // Login kinds of authproxy_logins_total.
@@ -81,6 +81,9 @@ func NewMetrics() *Metrics {
 		descStore: prometheus.NewDesc("authproxy_store_up",
 			"1 when the account's last call to the shared token store succeeded (always 1 with the file store), else 0.",
 			[]string{"account"}, nil),
+		descRejected: prometheus.NewDesc("authproxy_account_rejected_by_broker",
+			"1 while the broker refuses even a fresh token of the account (re-logins on rejection are held); message is the broker's own.",
+			[]string{"account", "message"}, nil),
 	}
 	m.reg.MustRegister(m.requests, m.logins, m.replays, m.rejected, m.latency, statusCollector{m})
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
@@ -163,6 +166,7 @@ func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.m.descTunnels
 	ch <- c.m.descClientTLS
 	ch <- c.m.descLoginDue
+	ch <- c.m.descRejected
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -179,6 +183,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ready = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.m.descReady, prometheus.GaugeValue, ready, a.Name, a.State)
+		if a.State == auth.StateRejected {
+			ch <- prometheus.MustNewConstMetric(c.m.descRejected, prometheus.GaugeValue, 1, a.Name, clip(a.LastError, 200))
+		}
 		if a.State != "unconfigured" {
 			up := 1.0
 			if a.StoreError != "" {

@@ -32,6 +32,7 @@ type reqState struct {
 	injected bool
 	replayed bool
 	ord      *orderState // non-nil for an order request (guard.go)
+	bodyErr  error       // reading the broker's answer failed after the client got its start
 }
 
 type reqStateKey struct{}
@@ -144,7 +145,7 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 	}
 	ctx := out.Context()
 	acct := st.acct
-	tok, err := acct.Source.Token(ctx)
+	tok, err := p.token(ctx, acct, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -160,13 +161,33 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return wrapStream(resp, acct.Broker, st.host, tok), nil
 	}
-	if !acct.Broker.Rejected(resp, peeker(resp)) {
-		return resp, nil
+	holder, _ := acct.Source.(rejectionHolder)
+	if !acct.Broker.Rejected(resp, peeker(resp)) && !p.sessionDead(ctx, acct, resp, tok) {
+		if holder != nil {
+			holder.Accepted()
+		}
+		if resp, err = p.follow(out, pristine, st, tok, resp); err != nil {
+			return nil, err
+		}
+		return p.checkBody(resp, st)
+	}
+	if holder != nil && !holder.RejectHeld() && holder.FreshAfterRejection(tok) {
+		// The token of the re-login after a rejection is refused too (its
+		// own request stopped waiting for it): the same verdict.
+		peek := peeker(resp)
+		holder.RejectedAgain(tok, rejectionMessage(resp, peek()))
+	}
+	if holder != nil && holder.RejectHeld() {
+		// A fresh token was refused too: a login would not help. Pass
+		// the broker's own answer on.
+		st.outcome = outcomeRejected
+		p.log.Info("token rejected by broker; re-logins held, passing the answer on", "account", acct.Name, "status", resp.StatusCode)
+		return p.checkBody(resp, st)
 	}
 	// The broker refused the token: drop it, log in once more, replay.
 	drain(resp)
 	p.log.Info("token rejected by broker; logging in again", "account", acct.Name, "status", resp.StatusCode)
-	fresh, err := acct.Source.Relogin(ctx, tok)
+	fresh, err := p.token(ctx, acct, tok)
 	if err != nil {
 		return nil, err
 	}
@@ -174,10 +195,22 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 	again := out.Clone(ctx)
 	again.Header = pristine
 	resp, err = p.attempt(again, st, fresh)
-	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
-		resp = wrapStream(resp, acct.Broker, st.host, fresh)
+	if err != nil {
+		return nil, err
 	}
-	return resp, err
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return wrapStream(resp, acct.Broker, st.host, fresh), nil
+	}
+	if holder != nil {
+		peek := peeker(resp)
+		if acct.Broker.Rejected(resp, peek) {
+			st.outcome = outcomeRejected
+			holder.RejectedAgain(fresh, rejectionMessage(resp, peek()))
+		} else {
+			holder.Accepted()
+		}
+	}
+	return p.checkBody(resp, st)
 }
 
 // wrapStream routes the client-to-broker bytes of an upgraded connection
@@ -210,6 +243,7 @@ func (p *Proxy) attempt(req *http.Request, st *reqState, tok *auth.Token) (*http
 		req.ContentLength = int64(len(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
+	p.route(req, st, tok)
 	if err := st.acct.Broker.Inject(req, tok); err != nil {
 		return nil, err
 	}
@@ -326,11 +360,22 @@ func (p *Proxy) finish(r *http.Request, st *reqState) {
 	name := ""
 	if st.acct != nil {
 		name = st.acct.Name
-		st.acct.requests.add(outcome)
 	}
 	p.recordOrder(st, nil)
 	rec := RequestRecord{Account: name, Method: r.Method, Path: r.URL.Path, Status: st.status,
 		Outcome: outcome, Duration: p.opts.Now().Sub(st.start), Injected: st.injected, Replayed: st.replayed}
+	if st.bodyErr != nil && (outcome == "ok" || outcome == "upstream_error" || outcome == outcomeRejected) {
+		// The broker's answer broke off after its first bytes reached the
+		// client: a failure, not a success.
+		outcome = CodeUpstreamUnreachable
+		rec.Outcome = outcome
+		if st.acct != nil {
+			st.acct.requests.add(outcome)
+		}
+		p.log.Warn("broker answer broke off", "account", name, "err", st.bodyErr)
+	} else if st.acct != nil {
+		st.acct.requests.add(outcome)
+	}
 	p.log.Info("request", "account", rec.Account, "method", rec.Method, "path", safePath(rec.Path),
 		"status", rec.Status, "outcome", rec.Outcome, "dur", rec.Duration.Round(time.Microsecond),
 		"injected", rec.Injected, "replayed", rec.Replayed)

@@ -18,6 +18,9 @@ type UpstreamOptions struct {
 	CAFile  string            // extra PEM roots, added to the system roots
 	Resolve map[string]string // lower-case "host:port" -> "ip:port"
 	Timeout time.Duration     // dial + TLS handshake + response headers
+	// Proxy is [upstream] proxy: the egress for all broker traffic
+	// ("http://[user:pass@]host:port" or "socks5://..."); "" dials directly.
+	Proxy string
 }
 
 // Dialer returns a DialContext that applies opts.Resolve (keys compared
@@ -74,9 +77,13 @@ func NewTransport(o UpstreamOptions) (*http.Transport, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	dial, err := o.EgressDialer()
+	if err != nil {
+		return nil, err
+	}
 	return &http.Transport{
-		Proxy:       nil, // never loop through our own HTTPS_PROXY
-		DialContext: o.Dialer(),
+		Proxy:       nil, // never loop through our own HTTPS_PROXY; [upstream] proxy is in the dialer
+		DialContext: dial,
 		TLSClientConfig: &tls.Config{
 			RootCAs:            roots,
 			MinVersion:         tls.VersionTLS12,

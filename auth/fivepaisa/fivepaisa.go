@@ -267,7 +267,18 @@ func (b *Broker) Login(ctx context.Context) (*auth.Token, error) {
 	req.Body.TOTP = code
 	req.Body.PIN = b.pin.Reveal()
 	scrub := []string{b.pin.Reveal(), code}
-	raw, err := b.post(ctx, "TOTPLogin", TOTPLoginURL, req, scrub)
+	// Resent after a gateway's 502/503/504: with a fresh code once the
+	// first one's step has passed.
+	fresh := func() (any, bool) {
+		c, ok := b.totp.Fresh()
+		if !ok {
+			return nil, false
+		}
+		req.Body.TOTP = c
+		scrub = append(scrub, c)
+		return req, true
+	}
+	raw, err := b.post(ctx, "TOTPLogin", TOTPLoginURL, req, scrub, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +335,7 @@ func (s *session) exchange(ctx context.Context, requestToken string, start time.
 	req.Body.EncryKey = s.encKey.Reveal()
 	req.Body.UserID = s.userID
 	scrub = append(scrub, requestToken)
-	raw, err := s.post(ctx, "GetAccessToken", AccessTokenURL, req, scrub)
+	raw, err := s.post(ctx, "GetAccessToken", AccessTokenURL, req, scrub, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +377,10 @@ func (s *session) exchange(ctx context.Context, requestToken string, start time.
 
 // post sends one login call (never retried) and returns the body of a 2xx
 // answer; other answers become *auth.LoginError or *auth.RateLimitError.
-func (s *session) post(ctx context.Context, op, target string, payload any, scrub []string) ([]byte, error) {
+// post sends payload; fresh, when not nil, gives the payload to resend
+// after a gateway's 502/503/504 (a fresh TOTP code), or false to resend it
+// as it was.
+func (s *session) post(ctx context.Context, op, target string, payload any, scrub []string, fresh func() (any, bool)) ([]byte, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("fivepaisa %s for %q: encode request: %w", op, s.account, err)
@@ -377,7 +391,19 @@ func (s *session) post(ctx context.Context, op, target string, payload any, scru
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(ctx, req, false)
+	var resp *http.Response
+	if fresh != nil {
+		resp, err = s.client.DoLogin(ctx, req, func() ([]byte, bool) {
+			p, ok := fresh()
+			if !ok {
+				return nil, false
+			}
+			b, err := json.Marshal(p)
+			return b, err == nil
+		})
+	} else {
+		resp, err = s.client.Do(ctx, req, false)
+	}
 	if err != nil {
 		s.log.WarnContext(ctx, "fivepaisa login request failed", "call", op, "error", err)
 		return nil, fmt.Errorf("fivepaisa %s for %q: %w", op, s.account, err)
@@ -460,7 +486,7 @@ type loginEnvelope struct {
 func decodeLogin(op string, raw []byte) (*loginBody, error) {
 	var env loginEnvelope
 	if err := json.Unmarshal(bytes.TrimSpace(raw), &env); err != nil {
-		return nil, &auth.LoginError{Message: "unreadable " + op + " response"}
+		return nil, &auth.LoginError{Message: "unreadable " + op + " response", Err: auth.ErrBrokerFault}
 	}
 	if env.Head != nil && env.Head.Status.set && env.Head.Status.n != 0 {
 		msg := env.Head.StatusDescription

@@ -120,6 +120,35 @@ func (g *Generator) Code(ctx context.Context) (string, error) {
 	}
 }
 
+// Fresh returns the code of the current step if this Generator has not
+// handed it out yet, without waiting: false when the current step's code is
+// already used (or another caller holds the Generator). A login resent
+// after a gateway error asks for it so that a code whose step has passed is
+// replaced.
+func (g *Generator) Fresh() (string, bool) {
+	select {
+	case g.sem <- struct{}{}:
+	default:
+		return "", false
+	}
+	defer func() { <-g.sem }()
+	now := g.now()
+	step := stepOf(now)
+	if g.used && step <= g.last {
+		return "", false
+	}
+	code, err := totp.GenerateCodeCustom(g.secret.Reveal(), now, totp.ValidateOpts{
+		Period:    uint(Period / time.Second),
+		Digits:    otp.DigitsSix,
+		Algorithm: otp.AlgorithmSHA1,
+	})
+	if err != nil {
+		return "", false
+	}
+	g.used, g.last = true, step
+	return code, true
+}
+
 // MarkUsed records that the code of t's time step was already spent (by an
 // earlier run of the program), so Code never hands it out again.
 func (g *Generator) MarkUsed(t time.Time) {

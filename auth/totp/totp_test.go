@@ -205,3 +205,27 @@ func TestMarkUsedSkipsThatStep(t *testing.T) {
 		t.Fatalf("next step: %v", err)
 	}
 }
+
+func TestFreshNeverWaitsNorRepeats(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 0, 1, 0, time.UTC)
+	clock := func() time.Time { return now }
+	g, err := New("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err := g.Code(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.Fresh(); ok {
+		t.Fatal("Fresh handed out the used step's code again")
+	}
+	now = now.Add(30 * time.Second)
+	c2, ok := g.Fresh()
+	if !ok || c2 == c1 || len(c2) != 6 {
+		t.Fatalf("Fresh in the next step = %q, %v", c2, ok)
+	}
+	if _, ok := g.Fresh(); ok {
+		t.Fatal("Fresh handed out a step twice")
+	}
+}

@@ -149,13 +149,16 @@ func (b *Broker) Login(ctx context.Context) (*auth.Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tradingo login for %q: totp code: %w", b.cfg.Account, err)
 	}
-	body, err := json.Marshal(loginRequest{
-		Totp:               code,
-		ClientCode:         b.cfg.ClientCode,
-		MPIN:               b.cfg.MPIN.Reveal(),
-		GenerationSourceTP: GenerationSource,
-		IPAddress:          b.cfg.IPAddress,
-	})
+	encode := func(code string) ([]byte, error) {
+		return json.Marshal(loginRequest{
+			Totp:               code,
+			ClientCode:         b.cfg.ClientCode,
+			MPIN:               b.cfg.MPIN.Reveal(),
+			GenerationSourceTP: GenerationSource,
+			IPAddress:          b.cfg.IPAddress,
+		})
+	}
+	body, err := encode(code)
 	if err != nil {
 		return nil, fmt.Errorf("tradingo login for %q: encode request: %w", b.cfg.Account, err)
 	}
@@ -167,7 +170,21 @@ func (b *Broker) Login(ctx context.Context) (*auth.Token, error) {
 	req.Header.Set("Accept", "application/json")
 
 	start := b.now()
-	resp, err := b.client.Do(ctx, req, false)
+	first := code
+	// Resent after a gateway's 502/503/504: with a fresh code once the
+	// first one's step has passed.
+	resp, err := b.client.DoLogin(ctx, req, func() ([]byte, bool) {
+		fresh, ok := b.totp.Fresh()
+		if !ok {
+			return nil, false
+		}
+		nb, err := encode(fresh)
+		if err != nil {
+			return nil, false
+		}
+		code = fresh
+		return nb, true
+	})
 	if err != nil {
 		b.log.WarnContext(ctx, "tradingo login request failed", "error", err)
 		return nil, fmt.Errorf("tradingo login for %q: %w", b.cfg.Account, err)
@@ -188,7 +205,7 @@ func (b *Broker) Login(ctx context.Context) (*auth.Token, error) {
 			return nil, fmt.Errorf("tradingo login for %q: %w", b.cfg.Account, err)
 		}
 		le.Account = b.cfg.Account
-		le.Message = b.scrub(le.Message, code)
+		le.Message = b.scrub(b.scrub(le.Message, code), first)
 		b.log.WarnContext(ctx, "tradingo login refused", "status", resp.StatusCode, "message", le.Message)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			return nil, &auth.RateLimitError{
@@ -341,9 +358,9 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 	var env loginEnvelope
 	if err := json.Unmarshal(bytes.TrimSpace(body), &env); err != nil || (env.IsError == nil && env.StatusCode == nil) {
 		if status < 200 || status > 299 {
-			return fail("unreadable error response: " + statusText(status))
+			return "", &auth.LoginError{StatusCode: status, Message: "unreadable error response: " + statusText(status), Err: auth.ErrBrokerFault}
 		}
-		return fail("unreadable login response")
+		return "", &auth.LoginError{StatusCode: status, Message: "unreadable login response", Err: auth.ErrBrokerFault}
 	}
 	msg := ""
 	if env.ResponseException != nil {

@@ -261,16 +261,40 @@ func TestLoginRefused(t *testing.T) {
 }
 
 func TestLoginServerFailuresAreNotRetried(t *testing.T) {
-	t.Run("503", func(t *testing.T) {
+	t.Run("503 twice", func(t *testing.T) {
+		// A gateway's 503 means the login endpoint never saw the request:
+		// it is resent inside the same Login, with backoff.
 		e := newEnv(t, nil)
-		e.fake.FailNextLogins(1, http.StatusServiceUnavailable)
+		e.fake.FailNextLogins(2, http.StatusServiceUnavailable)
+		tok, err := e.broker(t, nil).Login(t.Context())
+		if err != nil || tok == nil {
+			t.Fatalf("Login = %v, %v; want a token after two 503s", tok, err)
+		}
+		if e.fake.LoginAttempts() != 3 {
+			t.Fatalf("attempts = %d, want 3", e.fake.LoginAttempts())
+		}
+	})
+	t.Run("503 always", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.fake.FailNextLogins(100, http.StatusServiceUnavailable)
 		_, err := e.broker(t, nil).Login(t.Context())
 		var le *auth.LoginError
 		if !errors.As(err, &le) || le.StatusCode != 503 || le.Message != faketradingo.MsgUnavailable {
 			t.Fatalf("err = %v, want LoginError 503 %q", err, faketradingo.MsgUnavailable)
 		}
+		if n := e.fake.LoginAttempts(); n < 2 || n > 4 {
+			t.Fatalf("attempts = %d, want a bounded retry (2..4)", n)
+		}
+	})
+	t.Run("500", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.fake.FailNextLogins(1, http.StatusInternalServerError)
+		_, err := e.broker(t, nil).Login(t.Context())
+		if err == nil {
+			t.Fatal("a 500 login succeeded")
+		}
 		if e.fake.LoginAttempts() != 1 {
-			t.Fatalf("attempts = %d, want 1: a TOTP login must not be retried blindly", e.fake.LoginAttempts())
+			t.Fatalf("attempts = %d, want 1: a 500 may have used the TOTP code", e.fake.LoginAttempts())
 		}
 	})
 	t.Run("429", func(t *testing.T) {

@@ -284,7 +284,7 @@ func (b *Broker) attempt(ctx context.Context, ticket string) (*auth.Token, *pena
 		b.log.WarnContext(ctx, "tradovate login refused", "status", resp.StatusCode, "message", msg)
 		return nil, nil, &auth.LoginError{Account: b.cfg.Account, StatusCode: resp.StatusCode, Message: msg}
 	case jsonErr != nil:
-		return nil, nil, &auth.LoginError{Account: b.cfg.Account, StatusCode: resp.StatusCode, Message: "unreadable login response"}
+		return nil, nil, &auth.LoginError{Account: b.cfg.Account, StatusCode: resp.StatusCode, Message: "unreadable login response", Err: auth.ErrBrokerFault}
 	case ans.PTicket != "" || ans.PCaptcha:
 		return nil, b.penalty(ans), nil
 	case msg != "":

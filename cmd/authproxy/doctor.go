@@ -109,6 +109,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.checkPython(ctx)
 	d.checkNode()
 	d.checkRedirects()
+	d.checkEgress(ctx)
 	d.checkClock(ctx)
 	d.checkAccounts(ctx)
 }
@@ -607,7 +608,7 @@ func (d *doctor) checkClock(ctx context.Context) {
 		d.add(levelOK, "clock", "no broker host configured; nothing to compare with", "")
 		return
 	}
-	tr, err := proxy.NewTransport(proxy.UpstreamOptions{CAFile: d.cfg.Upstream.CAFile, Resolve: d.cfg.Upstream.Resolve, Timeout: d.timeout})
+	tr, err := proxy.NewTransport(proxy.UpstreamOptions{CAFile: d.cfg.Upstream.CAFile, Resolve: d.cfg.Upstream.Resolve, Timeout: d.timeout, Proxy: d.cfg.Upstream.Proxy})
 	if err != nil {
 		d.add(levelWarn, "clock", "cannot build the upstream transport: "+shortErr(err), "fix [upstream] in "+d.cfg.Path)
 		return

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/config"
+	"github.com/authproxy/authproxy/proxy"
 )
 
 func cmdToken(ctx context.Context, args []string, e env) error {
@@ -32,6 +37,14 @@ func cmdToken(ctx context.Context, args []string, e env) error {
 	if !a.Configured() {
 		return &auth.NotConfiguredError{Account: a.Name, Missing: a.Missing}
 	}
+	// A running proxy holds the account's one broker session: ask it.
+	if tok, asked, err := tokenFromProxy(ctx, cfg, a.Name); asked {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, tok)
+		return nil
+	}
 	logger := newLogger(io.Discard, &cf)
 	w, err := wire(ctx, cfg, logger, time.Now)
 	if err != nil {
@@ -54,4 +67,50 @@ func cmdToken(ctx context.Context, args []string, e env) error {
 		return nil
 	}
 	return fmt.Errorf("account %q has no token source", a.Name)
+}
+
+// tokenFromProxy asks a running proxy for the account's token. asked is
+// false only when no proxy answers at all: then, and only then, the command
+// may log in itself without opening a second broker session.
+func tokenFromProxy(ctx context.Context, cfg *config.Config, name string) (tok string, asked bool, err error) {
+	addr := proxyAddr(cfg)
+	rctx, cancel := context.WithTimeout(ctx, cfg.Upstream.Timeout+10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, "http://"+addr+"/token/"+url.PathEscape(name), nil)
+	if err != nil {
+		return "", false, err
+	}
+	req.Header.Set(proxy.TokenHeader, "1")
+	if user, pass := statusCredentials(cfg, name); user != "" {
+		req.SetBasicAuth(user, pass.Reveal())
+	}
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil && rctx.Err() == nil {
+			return "", false, nil // nothing listens: no proxy running
+		}
+		return "", true, fmt.Errorf("account %q: asking the running proxy on %s: %w", name, addr, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusOK {
+		var ans proxy.TokenAnswer
+		if err := json.Unmarshal(body, &ans); err != nil || ans.Token == "" {
+			return "", true, fmt.Errorf("account %q: the proxy on %s sent an unreadable token answer", name, addr)
+		}
+		return ans.Token, true, nil
+	}
+	var eb struct {
+		Error struct{ Code, Message, Hint string }
+	}
+	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
+		msg := fmt.Sprintf("account %q: the running proxy on %s answered %s: %s", name, addr, eb.Error.Code, eb.Error.Message)
+		if eb.Error.Hint != "" {
+			msg += " (" + eb.Error.Hint + ")"
+		}
+		return "", true, errors.New(msg)
+	}
+	return "", true, fmt.Errorf("account %q: the proxy on %s answered HTTP %d to a token request; it may be an older authproxy: stop it or upgrade it (a second login would open a second broker session)",
+		name, addr, resp.StatusCode)
 }

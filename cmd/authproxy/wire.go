@@ -203,10 +203,13 @@ type wiring struct {
 // receives every cache event (metrics, dashboard).
 func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func() time.Time, onEvent ...func(auth.Event)) (*wiring, error) {
 	w := &wiring{cfg: cfg, log: logger}
-	w.upstream = proxy.UpstreamOptions{CAFile: cfg.Upstream.CAFile, Resolve: cfg.Upstream.Resolve, Timeout: cfg.Upstream.Timeout}
+	w.upstream = proxy.UpstreamOptions{CAFile: cfg.Upstream.CAFile, Resolve: cfg.Upstream.Resolve, Timeout: cfg.Upstream.Timeout, Proxy: cfg.Upstream.Proxy}
 	tr, err := proxy.NewTransport(w.upstream)
 	if err != nil {
 		return nil, err
+	}
+	if u, err := proxy.ParseEgress(cfg.Upstream.Proxy); err == nil {
+		logger.Info("broker connections leave through the egress proxy", "proxy", u.Scheme+"://"+u.Host)
 	}
 	w.client = auth.NewHTTPClient(tr, logger, auth.RetryOptions{})
 	store, err := newStore(ctx, cfg, logger)
@@ -235,7 +238,7 @@ func (w *wiring) addAccount(ctx context.Context, a *config.Account, now func() t
 			"type", a.Type, "missing", strings.Join(a.Missing, ","))
 		return nil
 	}
-	b, err := newBroker(a, w.client, now, logger)
+	b, err := newBroker(a, w.client, now, logger, cfg.StateDir)
 	if err != nil {
 		return fmt.Errorf("account %q: %w", a.Name, err)
 	}
@@ -317,7 +320,7 @@ func typeBypass(typ string) func(*http.Request) bool {
 }
 
 // newBroker is the factory: one case per broker type.
-func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (auth.Broker, error) {
+func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger, stateDir string) (auth.Broker, error) {
 	switch a.Type {
 	case "tradingo":
 		return tradingo.New(tradingo.Config{
@@ -328,7 +331,7 @@ func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time,
 			IPAddress:  a.Get("ip_address"),
 		}, client, now, logger)
 	case "tradovate":
-		return newTradovateBroker(a, client, now, logger)
+		return newTradovateBroker(a, client, now, logger, stateDir)
 	case "fivepaisa":
 		return newFivepaisaBroker(a, client, now, logger)
 	case "pocketful":

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,10 @@ const (
 	KindStatus
 	// KindGarbage answers 200 with a body that is neither JSON nor text.
 	KindGarbage
+	// KindTruncate lets the wrapped handler answer, sends its status,
+	// headers (the full Content-Length) and the first half of its body,
+	// then closes the connection: an answer cut off mid-body.
+	KindTruncate
 )
 
 func (k Kind) String() string {
@@ -55,6 +60,8 @@ func (k Kind) String() string {
 		return "status"
 	case KindGarbage:
 		return "garbage"
+	case KindTruncate:
+		return "truncate"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -83,6 +90,9 @@ func Status(code int) Fault { return Fault{Kind: KindStatus, Code: code} }
 
 // Garbage answers 200 with bytes no parser accepts.
 func Garbage() Fault { return Fault{Kind: KindGarbage} }
+
+// Truncate answers with the wrapped handler's answer cut off mid-body.
+func Truncate() Fault { return Fault{Kind: KindTruncate} }
 
 // With returns f with an extra response header (for example Retry-After).
 func (f Fault) With(key, value string) Fault {
@@ -283,6 +293,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(GarbageBody)
+	case KindTruncate:
+		truncate(w, r, h.next)
 	default:
 		h.next.ServeHTTP(w, r)
 	}
@@ -330,4 +342,37 @@ func tcpConn(c net.Conn) *net.TCPConn {
 		}
 	}
 	return nil
+}
+
+// truncate sends next's answer with its full Content-Length but only half
+// of its body (at least one byte short), then drops the connection.
+func truncate(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	half := len(body) / 2
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		copyHeader(w.Header(), rec.Header())
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body[:half])
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+		panic(http.ErrAbortHandler) // resets the HTTP/2 stream
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", rec.Code, http.StatusText(rec.Code))
+	hdr := rec.Header().Clone()
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Del("Transfer-Encoding")
+	_ = hdr.Write(buf)
+	_, _ = buf.WriteString("\r\n")
+	_, _ = buf.Write(body[:half])
+	_ = buf.Flush()
 }

@@ -111,7 +111,11 @@ type Options struct {
 	TOTPSecret    string        // base32
 	RequestTTL    time.Duration // request token lifetime; default 30s
 	OmitExp       bool          // issue access tokens without an exp claim
-	Now           func() time.Time
+	// RedirectServer is the access token's RedirectServer claim: "C"
+	// (default; openfeed), "A" (aopenfeed) or "B" (bopenfeed). Order
+	// updates are pushed only on that feed host (FeedConn.Home).
+	RedirectServer string
+	Now            func() time.Time
 }
 
 // Recorded is one request the fake saw.
@@ -169,6 +173,7 @@ type Fake struct {
 	failLogins   int
 	failStatus   int
 	failExchange int
+	blocked      bool
 	orders       []order
 	feeds        []FeedConn
 }
@@ -246,6 +251,16 @@ func (f *Fake) RevokeAll() {
 	for _, t := range f.accTokens {
 		t.revoked = true
 	}
+}
+
+// Block makes every API call answer "Invalid Session" (HTTP 200,
+// body.Status 9) whatever the token, while logins still succeed: what 5paisa
+// does for an expired password or a broker-side block, which no fresh token
+// cures. Block(false) lifts it.
+func (f *Fake) Block(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blocked = on
 }
 
 // FailNextLogins makes the next n TOTPLogin calls fail with HTTP status
@@ -757,7 +772,7 @@ func (f *Fake) serveAccessToken(w http.ResponseWriter, r *http.Request) {
 		{"unique_name", it.client},
 		{"role", f.opts.UserID},
 		{"State", ""},
-		{"RedirectServer", "C"},
+		{"RedirectServer", f.redirectServer()},
 		{"jti", newID()},
 		{"nbf", now.Unix()},
 	}
@@ -901,7 +916,15 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeInvalidHead(w)
 		return
 	}
+	f.mu.Lock()
+	blocked := f.blocked
+	f.mu.Unlock()
 	client, ok := f.session(r.Header)
+	if blocked {
+		outcome = "blocked"
+		writeBodyStatus(w, rt.code, MsgInvalidSess, StatusSessionDie)
+		return
+	}
 	if !ok {
 		outcome = "invalid_session"
 		writeBodyStatus(w, rt.code, MsgInvalidSess, StatusSessionDie)

@@ -38,6 +38,28 @@ type FeedConn struct {
 	Extensions string // the Sec-WebSocket-Extensions the client offered
 	Accepted   bool   // the credentials were right and the socket opened
 	Subscribed int    // subscribe requests answered on it
+	// Home: the socket is on the feed host the token's RedirectServer
+	// names, the only one where 5paisa pushes order updates.
+	Home bool
+}
+
+// redirectServer is the RedirectServer claim of the tokens issued.
+func (f *Fake) redirectServer() string {
+	if f.opts.RedirectServer == "" {
+		return "C"
+	}
+	return f.opts.RedirectServer
+}
+
+// HomeFeedHost is the feed host named by the RedirectServer claim.
+func (f *Fake) HomeFeedHost() string {
+	switch f.redirectServer() {
+	case "A":
+		return FeedHostA
+	case "B":
+		return FeedHostB
+	}
+	return FeedHost
 }
 
 func isFeedHost(h string) bool {
@@ -81,7 +103,7 @@ func (f *Fake) serveFeed(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	idx := len(f.feeds)
 	f.feeds = append(f.feeds, FeedConn{Host: hostOf(r), RawQuery: r.URL.RawQuery,
-		Extensions: r.Header.Get("Sec-WebSocket-Extensions"), Accepted: ok})
+		Extensions: r.Header.Get("Sec-WebSocket-Extensions"), Accepted: ok, Home: hostOf(r) == f.HomeFeedHost()})
 	f.mu.Unlock()
 	if !ok {
 		fakehttp.WriteJSON(w, http.StatusUnauthorized, statusBody{Message: "Unauthorized", Status: 401})

@@ -112,6 +112,10 @@ type Options struct {
 	// RenewOmitsMD leaves mdAccessToken out of renewal answers (the
 	// session's market-data token is then extended instead).
 	RenewOmitsMD bool
+	// ClosedSessionStatus is what a token of a closed session gets (the
+	// user logged in elsewhere). The API docs say 408, 429 or 5xx; 0 keeps
+	// 401, which older tests count on.
+	ClosedSessionStatus int
 
 	Now func() time.Time // default time.Now
 }
@@ -208,6 +212,7 @@ type Fake struct {
 	queue       []Answer
 	tokens      map[string]*tokenInfo
 	sessions    []*session
+	outage      int
 	refresh     map[string]*refreshInfo
 	codes       map[string]*codeInfo
 	tickets     map[string]*ticketInfo
@@ -274,6 +279,14 @@ func (f *Fake) RedirectHost(from, to string) {
 		return
 	}
 	f.redirects[from] = strings.ToLower(to)
+}
+
+// Outage makes every API call answer status whatever its token (0 ends
+// it): a broker fault, not a closed session.
+func (f *Fake) Outage(status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.outage = status
 }
 
 // CloseAllSessions closes every session (as logging in elsewhere would):
@@ -677,6 +690,11 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, host string, md 
 			f.requests = f.requests[n-maxRecorded:]
 		}
 	}()
+	if f.outage != 0 {
+		rec.Status = f.outage
+		writeText(w, f.outage, "Service Unavailable")
+		return
+	}
 	if to, ok := f.redirects[host]; ok && to != host {
 		u := *r.URL
 		u.Scheme, u.Host = "https", to
@@ -702,6 +720,11 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, host string, md 
 			msg = MsgExpired
 		case ti != nil && ti.session != nil && ti.session.closed:
 			msg = MsgSessionClosed
+			if f.opts.ClosedSessionStatus != 0 {
+				rec.Status = f.opts.ClosedSessionStatus
+				writeText(w, f.opts.ClosedSessionStatus, msg)
+				return
+			}
 		}
 		writeText(w, http.StatusUnauthorized, msg)
 		return
