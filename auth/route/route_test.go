@@ -57,4 +57,3 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
-
