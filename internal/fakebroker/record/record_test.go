@@ -1,0 +1,38 @@
+package record
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLog(t *testing.T) {
+	var l Log
+	r := httptest.NewRequest("POST", "https://api.example/orders/regular?x=1", strings.NewReader("a=1"))
+	r.Header.Add("Authorization", "token k:a")
+	r.Header.Add("Authorization", "Bearer b")
+	body := []byte("a=1")
+	at := time.Unix(100, 0)
+	l.Add(at, r, body)
+	body[0] = 'X' // the log keeps its own copy
+	l.AddOrder(Order{Time: at, Method: "POST", Path: "/orders/regular", ID: "1", Body: []byte("a=1")})
+	reqs := l.Requests()
+	if len(reqs) != 1 || reqs[0].Path != "/orders/regular" || reqs[0].RawQuery != "x=1" ||
+		reqs[0].Authorization != "token k:a, Bearer b" || string(reqs[0].Body) != "a=1" || !reqs[0].Time.Equal(at) {
+		t.Fatalf("requests = %+v", reqs)
+	}
+	reqs[0].Header.Set("Authorization", "changed")
+	if l.Requests()[0].Header.Get("Authorization") != "token k:a" {
+		t.Error("Requests hands out the log's own header map")
+	}
+	if o := l.Orders(); len(o) != 1 || o[0].ID != "1" {
+		t.Fatalf("orders = %+v", o)
+	}
+	for range MaxRequests {
+		l.Add(at, r, nil)
+	}
+	if len(l.Requests()) != MaxRequests || l.Dropped() != 1 {
+		t.Errorf("kept %d, dropped %d", len(l.Requests()), l.Dropped())
+	}
+}
