@@ -46,7 +46,7 @@ func FuzzIsTokenException(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if IsTokenException(body) {
 			trimmed := bytes.TrimSpace(body)
-			if len(trimmed) == 0 || trimmed[0] != '{' || !bytes.Contains(body, []byte("TokenException")) {
+			if len(trimmed) == 0 || trimmed[0] != '{' {
 				t.Fatalf("%q accepted", body)
 			}
 		}
