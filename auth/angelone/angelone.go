@@ -347,8 +347,8 @@ type Session struct {
 // answer is SmartAPI's envelope in both spellings (service: status,
 // errorcode; gateway: success, errorCode).
 type answer struct {
-	Status      *bool           `json:"status"`
-	Success     *bool           `json:"success"`
+	Status      json.RawMessage `json:"status"` // true/false; Kite-style "error" seen too
+	Success     json.RawMessage `json:"success"`
 	Message     string          `json:"message"`
 	ErrorCode   string          `json:"errorcode"`
 	ErrorCodeGW string          `json:"errorCode"`
@@ -357,7 +357,10 @@ type answer struct {
 }
 
 func (a *answer) ok() bool {
-	return (a.Status != nil && *a.Status) || (a.Status == nil && a.Success != nil && *a.Success)
+	if a.Status != nil {
+		return string(a.Status) == "true"
+	}
+	return string(a.Success) == "true"
 }
 
 func (a *answer) code() string {
