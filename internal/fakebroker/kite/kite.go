@@ -285,8 +285,7 @@ func (f *Fake) serveSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := form.Get("request_token")
-	sum := sha256.Sum256([]byte(f.opts.APIKey + rt + f.opts.APISecret))
-	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(form.Get("checksum"))) != 1 {
+	if subtle.ConstantTimeCompare([]byte(checksum(f.opts.APIKey, rt, f.opts.APISecret)), []byte(form.Get("checksum"))) != 1 {
 		fail(http.StatusForbidden, TokenException, "Invalid `checksum`.")
 		return
 	}
@@ -425,4 +424,9 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func checksum(key, rt, secret string) string {
+	sum := sha256.Sum256([]byte(key + rt + secret))
+	return hex.EncodeToString(sum[:])
 }
