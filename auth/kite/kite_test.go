@@ -267,12 +267,12 @@ func TestInject(t *testing.T) {
 	b := newEnv(t).broker(t)
 	tok := &auth.Token{Access: "acc355"}
 	r, _ := http.NewRequest(http.MethodGet, "https://api.kite.trade/orders", nil)
-	r.Header["authorization"] = []string{"token x:y"}
+	r.Header[lowerAuth] = []string{"token x:y"}
 	r.Header.Add("Authorization", "Bearer z")
 	if err := b.Inject(r, tok); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "token "+testKey+":acc355" || r.Header["authorization"] != nil {
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "token "+testKey+":acc355" || authKeys(r.Header) != 1 {
 		t.Errorf("Authorization = %v (%v)", got, r.Header)
 	}
 	if r.Header.Get("X-Kite-Version") != "3" {
@@ -441,4 +441,18 @@ func TestNextReset(t *testing.T) {
 			t.Errorf("NextReset(%s) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// lowerAuth is a non-canonical spelling a client may send.
+const lowerAuth = "authorization"
+
+// authKeys counts the header keys that spell Authorization in any case.
+func authKeys(h http.Header) int {
+	n := 0
+	for k := range h {
+		if strings.EqualFold(k, "Authorization") {
+			n++
+		}
+	}
+	return n
 }

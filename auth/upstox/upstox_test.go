@@ -323,12 +323,12 @@ func TestFeed(t *testing.T) {
 func TestInject(t *testing.T) {
 	b := newEnv(t).broker(t, "")
 	r, _ := http.NewRequest(http.MethodGet, "https://api.upstox.com/v2/user/profile", nil)
-	r.Header["authorization"] = []string{"Bearer a"}
+	r.Header[lowerAuth] = []string{"Bearer a"}
 	r.Header.Add("Authorization", "Bearer ")
 	if err := b.Inject(r, &auth.Token{Access: "tok"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer tok" || r.Header["authorization"] != nil {
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer tok" || authKeys(r.Header) != 1 {
 		t.Errorf("Authorization %v", r.Header)
 	}
 	if err := b.Inject(r, nil); err == nil {
@@ -359,4 +359,18 @@ func TestNextReset(t *testing.T) {
 			t.Errorf("NextReset(%s) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// lowerAuth is a non-canonical spelling a client may send.
+const lowerAuth = "authorization"
+
+// authKeys counts the header keys that spell Authorization in any case.
+func authKeys(h http.Header) int {
+	n := 0
+	for k := range h {
+		if strings.EqualFold(k, "Authorization") {
+			n++
+		}
+	}
+	return n
 }
