@@ -457,12 +457,12 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	del("Authorization", "X-PrivateKey")
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	r.Header.Set("X-PrivateKey", b.cfg.APIKey.Reveal())
-	for k, v := range map[string]string{
-		"X-UserType": "USER", "X-SourceID": "WEB", "X-ClientLocalIP": b.cfg.LocalIP,
-		"X-ClientPublicIP": b.cfg.PublicIP, "X-MACAddress": b.cfg.MACAddress, "Accept": "application/json",
+	for _, kv := range [...][2]string{
+		{"X-UserType", "USER"}, {"X-SourceID", "WEB"}, {"X-ClientLocalIP", b.cfg.LocalIP},
+		{"X-ClientPublicIP", b.cfg.PublicIP}, {"X-MACAddress", b.cfg.MACAddress}, {"Accept", "application/json"},
 	} {
-		if r.Header.Get(k) == "" {
-			r.Header.Set(k, v)
+		if r.Header.Get(kv[0]) == "" {
+			r.Header.Set(kv[0], kv[1])
 		}
 	}
 	if r.Header.Get("Content-Type") == "" && r.Body != nil && r.Body != http.NoBody {
@@ -492,7 +492,10 @@ func (b *Broker) Rejected(resp *http.Response, peek func() []byte) bool {
 // token was refused (see Rejected; status 401 is not looked at here).
 func IsTokenRefusal(status int, body []byte) bool {
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' || !bytes.Contains(body, []byte("rror")) {
+	// Successful answers carry "errorcode":"" too: decode only a body that
+	// names a token code or TokenException.
+	if len(body) == 0 || body[0] != '{' || !(bytes.Contains(body, []byte("AG800")) ||
+		bytes.Contains(body, []byte("ag800")) || bytes.Contains(body, []byte("TokenException"))) {
 		return false
 	}
 	var a answer
