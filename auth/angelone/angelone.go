@@ -310,6 +310,10 @@ func (b *Broker) post(ctx context.Context, op, p string, body []byte, bearer str
 		if !errors.As(err, &le) {
 			return nil, fmt.Errorf("angelone %s for %q: %w", op, b.cfg.Account, err)
 		}
+		if errors.Is(err, ErrUnreadable) && resp.StatusCode != http.StatusTooManyRequests {
+			b.log.WarnContext(ctx, "angelone "+op+" answer unreadable", "status", resp.StatusCode)
+			return nil, fmt.Errorf("angelone %s for %q: %s: %w", op, b.cfg.Account, statusText(resp.StatusCode), ErrUnreadable)
+		}
 		le.Account = b.cfg.Account
 		le.Message = b.scrub(le.Message, scrub...)
 		b.log.WarnContext(ctx, "angelone "+op+" refused", "status", resp.StatusCode, "message", le.Message)
@@ -338,6 +342,12 @@ func (b *Broker) post(ctx context.Context, op, p string, body []byte, bearer str
 	}
 	return t, nil
 }
+
+// ErrUnreadable is wrapped by ParseSession's error for an answer that is
+// not SmartAPI's envelope at all (an HTML error page, a cut-off body). It is
+// a broker fault, not a verdict on the credentials: Login and Refresh
+// report it as a plain error, which the Cache does not hold like a refusal.
+var ErrUnreadable = errors.New("unreadable answer")
 
 // Session holds the tokens of a login or renewal answer.
 type Session struct {
@@ -381,10 +391,7 @@ func ParseSession(status int, body []byte) (Session, error) {
 	}
 	var a answer
 	if err := json.Unmarshal(bytes.TrimSpace(body), &a); err != nil || (a.Status == nil && a.Success == nil && a.Message == "") {
-		if status < 200 || status > 299 {
-			return fail("unreadable answer: " + statusText(status))
-		}
-		return fail("unreadable answer")
+		return Session{}, &auth.LoginError{StatusCode: status, Message: "unreadable answer: " + statusText(status), Err: ErrUnreadable}
 	}
 	if status < 200 || status > 299 || !a.ok() {
 		msg := auth.BrokerMessage(a.Message)

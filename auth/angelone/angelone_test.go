@@ -41,7 +41,7 @@ type env struct {
 	logger *slog.Logger
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, wrap ...func(http.Handler) http.Handler) *env {
 	t.Helper()
 	ca, err := fakeca.New()
 	if err != nil {
@@ -49,7 +49,11 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 9, 0, 5, 0, ist)), logs: &authtest.LogBuffer{}}
 	e.fake = fakeao.New(fakeao.Options{APIKey: testKey, ClientCode: testClient, PIN: testPIN, TOTPSecret: testTOTP, Now: e.clk.Now})
-	e.srv, err = ca.Serve(e.fake, APIHost, StreamHost)
+	var h http.Handler = e.fake
+	for _, w := range wrap {
+		h = w(h)
+	}
+	e.srv, err = ca.Serve(h, APIHost, StreamHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,6 +412,30 @@ func TestBypassAndOrders(t *testing.T) {
 		r := &http.Request{Method: tc.method, URL: &url.URL{Path: tc.p}}
 		if got := IsOrder(r); got != tc.want {
 			t.Errorf("IsOrder(%s %s) = %v", tc.method, tc.p, got)
+		}
+	}
+}
+
+// An answer that is not SmartAPI's envelope is a broker fault: a plain
+// error wrapping ErrUnreadable, not a *auth.LoginError the Cache would hold.
+func TestLoginUnreadableAnswer(t *testing.T) {
+	for name, answer := range map[string]struct {
+		status int
+		body   string
+	}{
+		"html 502":    {http.StatusBadGateway, "<html><body>502 Bad Gateway</body></html>"},
+		"cut off 200": {http.StatusOK, `{"status":tr`},
+	} {
+		e := newEnv(t, func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(answer.status)
+				_, _ = io.WriteString(w, answer.body)
+			})
+		})
+		_, err := e.broker(t, nil).Login(t.Context())
+		var le *auth.LoginError
+		if !errors.Is(err, ErrUnreadable) || errors.As(err, &le) || !strings.Contains(err.Error(), `"ao"`) {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
