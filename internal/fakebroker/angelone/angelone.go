@@ -74,7 +74,11 @@ type Options struct {
 	// TokenLifetime and RefreshLifetime default to the constants above.
 	TokenLifetime   time.Duration
 	RefreshLifetime time.Duration
-	Now             func() time.Time
+	// MaxOrdersPerSecond, when positive, refuses an order that would be
+	// more than this many in the last second (SmartAPI allows 20) with
+	// HTTP 403 "Access denied because of exceeding access rate".
+	MaxOrdersPerSecond int
+	Now                func() time.Time
 }
 
 // Counts are the fake's counters.
@@ -352,6 +356,10 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	case p == orderBase+"getOrderBook":
 		data = []any{}
 	case r.Method == http.MethodPost && (p == orderBase+"placeOrder" || p == orderBase+"modifyOrder" || p == orderBase+"cancelOrder"):
+		if f.opts.MaxOrdersPerSecond > 0 && f.log.OrdersSince(f.opts.Now().Add(-time.Second)) >= f.opts.MaxOrdersPerSecond {
+			envelope(w, http.StatusForbidden, "Access denied because of exceeding access rate", "")
+			return
+		}
 		var o map[string]any
 		if json.Unmarshal(body, &o) != nil {
 			envelope(w, http.StatusOK, "Invalid request", "AB2000")

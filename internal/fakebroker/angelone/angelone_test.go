@@ -1,6 +1,7 @@
 package angelone
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/authproxy/authproxy/auth/authtest"
 )
 
 const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -61,5 +64,30 @@ func TestLoginStrict(t *testing.T) {
 	}
 	if c := f.Counts(); c.Logins != 1 || c.LoginFailures != 2 {
 		t.Errorf("counts %+v", c)
+	}
+}
+
+func TestOrderRateLimit(t *testing.T) {
+	clk := authtest.Fixed(time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC))
+	f := New(Options{APIKey: "k", ClientCode: "A1", PIN: "1234", TOTPSecret: secret, MaxOrdersPerSecond: 1, Now: clk.Now})
+	code, _ := totp.GenerateCodeCustom(secret, clk.Now(), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	hdr := map[string]string{"X-PrivateKey": "k", "X-UserType": "USER", "X-SourceID": "WEB"}
+	w := do(f, "POST", "https://"+APIHost+LoginPath, `{"clientcode":"A1","password":"1234","totp":"`+code+`"}`, hdr)
+	var ans struct {
+		Data struct {
+			JWT string `json:"jwtToken"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil || ans.Data.JWT == "" {
+		t.Fatalf("login: %s", w.Body)
+	}
+	hdr["Authorization"] = "Bearer " + ans.Data.JWT
+	place := "https://" + APIHost + "/rest/secure/angelbroking/order/v1/placeOrder"
+	a := do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
+	b := do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
+	clk.Advance(1001 * time.Millisecond)
+	c := do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
+	if a.Code != 200 || b.Code != 403 || !strings.Contains(b.Body.String(), "exceeding access rate") || c.Code != 200 {
+		t.Errorf("order answers %d %d(%s) %d", a.Code, b.Code, b.Body, c.Code)
 	}
 }

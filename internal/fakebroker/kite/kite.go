@@ -73,7 +73,11 @@ type Options struct {
 	UserID      string // e.g. "AB1234"
 	// RequestTokenLifetime defaults to DefaultRequestTokenLifetime.
 	RequestTokenLifetime time.Duration
-	Now                  func() time.Time
+	// MaxOrdersPerSecond, when positive, refuses an order that would be
+	// more than this many in the last second with 429, as Kite does above
+	// 10 per second.
+	MaxOrdersPerSecond int
+	Now                func() time.Time
 }
 
 // Counts are the fake's counters.
@@ -362,6 +366,10 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 			kiteError(w, http.StatusBadRequest, InputException, "Invalid `variety`.")
 			return
 		}
+		if f.overRate() {
+			kiteError(w, http.StatusTooManyRequests, "NetworkException", "Too many requests")
+			return
+		}
 		id := ""
 		if len(parts) == 3 {
 			id = parts[2]
@@ -429,4 +437,11 @@ func randHex(n int) string {
 func checksum(key, rt, secret string) string {
 	sum := sha256.Sum256([]byte(key + rt + secret))
 	return hex.EncodeToString(sum[:])
+}
+
+// overRate reports whether one more order now would exceed
+// MaxOrdersPerSecond. Checking and recording are not atomic; tests that
+// race orders against the limit should not rely on the exact count.
+func (f *Fake) overRate() bool {
+	return f.opts.MaxOrdersPerSecond > 0 && f.log.OrdersSince(f.opts.Now().Add(-time.Second)) >= f.opts.MaxOrdersPerSecond
 }

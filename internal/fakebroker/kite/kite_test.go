@@ -1,11 +1,15 @@
 package kite
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/authtest"
 )
 
 func newFake() *Fake {
@@ -65,5 +69,34 @@ func TestSessionStrict(t *testing.T) {
 	}
 	if n := len(f.Requests()); n != 5 {
 		t.Errorf("recorded %d requests", n)
+	}
+}
+
+func TestOrderRateLimit(t *testing.T) {
+	clk := authtest.Fixed(time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC))
+	f := New(Options{APIKey: "key1", APISecret: "secret1", RedirectURL: "http://127.0.0.1/cb", MaxOrdersPerSecond: 2, Now: clk.Now})
+	rt := f.IssueRequestToken()
+	form := url.Values{"api_key": {"key1"}, "request_token": {rt}, "checksum": {checksum("key1", rt, "secret1")}}.Encode()
+	w := do(f, "POST", "https://api.kite.trade/session/token", form, map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-Kite-Version": "3"})
+	var ans struct {
+		Data struct {
+			AccessToken string `json:"access_token"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil || ans.Data.AccessToken == "" {
+		t.Fatalf("session: %s", w.Body)
+	}
+	h := map[string]string{"X-Kite-Version": "3", "Authorization": "token key1:" + ans.Data.AccessToken}
+	codes := []int{}
+	for range 3 {
+		codes = append(codes, do(f, "POST", "https://api.kite.trade/orders/regular", "", h).Code)
+	}
+	clk.Advance(time.Second)
+	codes = append(codes, do(f, "POST", "https://api.kite.trade/orders/regular", "", h).Code)
+	if fmt.Sprint(codes) != "[200 200 429 200]" {
+		t.Errorf("order answers %v, want [200 200 429 200]", codes)
+	}
+	if n := len(f.Orders()); n != 3 {
+		t.Errorf("%d orders recorded", n)
 	}
 }

@@ -107,3 +107,14 @@ func (l *Log) Dropped() int {
 	defer l.mu.Unlock()
 	return l.dropped
 }
+
+// OrdersSince counts the accepted orders that arrived after t.
+func (l *Log) OrdersSince(t time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for i := len(l.orders) - 1; i >= 0 && l.orders[i].Time.After(t); i-- {
+		n++
+	}
+	return n
+}

@@ -36,3 +36,18 @@ func TestLog(t *testing.T) {
 		t.Errorf("kept %d, dropped %d", len(l.Requests()), l.Dropped())
 	}
 }
+
+func TestOrdersSince(t *testing.T) {
+	var l Log
+	base := time.Unix(1000, 0)
+	for i := range 5 {
+		l.AddOrder(Order{Time: base.Add(time.Duration(i) * 300 * time.Millisecond)})
+	}
+	// Orders at 0, .3, .6, .9, 1.2 s: after 0.2 s there are four.
+	if n := l.OrdersSince(base.Add(200 * time.Millisecond)); n != 4 {
+		t.Errorf("OrdersSince = %d, want 4", n)
+	}
+	if n := l.OrdersSince(base.Add(2 * time.Second)); n != 0 {
+		t.Errorf("OrdersSince(later) = %d", n)
+	}
+}

@@ -64,7 +64,10 @@ type Options struct {
 	RedirectURI  string // the registered redirect URI
 	UserID       string // e.g. "7XAB12"
 	CodeLifetime time.Duration
-	Now          func() time.Time
+	// MaxOrdersPerSecond, when positive, refuses an order that would be
+	// more than this many in the last second with 429.
+	MaxOrdersPerSecond int
+	Now                func() time.Time
 }
 
 // Counts are the fake's counters.
@@ -290,6 +293,10 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	case (p == "/v2/order/place" || p == "/v3/order/place") && r.Method == http.MethodPost,
 		(p == "/v2/order/modify" || p == "/v3/order/modify") && r.Method == http.MethodPut,
 		(p == "/v2/order/cancel" || p == "/v3/order/cancel") && r.Method == http.MethodDelete:
+		if f.opts.MaxOrdersPerSecond > 0 && f.log.OrdersSince(f.opts.Now().Add(-time.Second)) >= f.opts.MaxOrdersPerSecond {
+			apiError(w, http.StatusTooManyRequests, "UDAPI10005", "Too Many Request Sent")
+			return
+		}
 		id := r.URL.Query().Get("order_id")
 		if strings.HasSuffix(p, "/place") {
 			f.mu.Lock()
