@@ -40,7 +40,9 @@
 //     smartWebSocketV2.connect]; the order-update socket
 //     wss://tns.angelone.in/smart-order-update takes the same four [P SDK
 //     smartWebSocketOrderUpdate]. The SDK's README passes the jwtToken
-//     that generateSession returns, which it prefixes with "Bearer " [P].
+//     that generateSession returns, which it prefixes with "Bearer " [P];
+//     other clients send "Bearer "+jwt as well [S forum]. A refused
+//     handshake is HTTP 401 [S forum].
 //   - Orders: placeOrder/modifyOrder/cancelOrder at 20 per second, 500 per
 //     minute, 1000 per hour [S forum, rate-limit page].
 //
