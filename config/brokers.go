@@ -215,7 +215,7 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 	}
 	kids := p.fields(f, m)
 	line := p.line(f)
-	a := &Account{Name: name, Line: line, Values: map[string]string{}}
+	a := &Account{Name: name, Line: line, Values: map[string]string{}, MaxOrdersPerSecond: DefaultMaxOrdersPerSecond}
 	if !validAccountName(name) {
 		p.probs.add(line, f.name(), `account names may hold only letters, digits, "_" and "-" (they are used in URLs)`)
 	}
@@ -250,6 +250,9 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 			continue
 		case "hosts":
 			hostsField = &c
+			continue
+		case "max_orders_per_second":
+			p.maxOrders(c, a)
 			continue
 		}
 		kind, known := schema[k]

@@ -69,6 +69,9 @@ type Account struct {
 	// Missing lists the environment variables that were unset; a non-empty
 	// Missing makes the account unconfigured (the proxy still starts).
 	Missing []string
+	// MaxOrdersPerSecond is the order guard's rate limit (0: off); see
+	// DESIGN.md "The order guard".
+	MaxOrdersPerSecond int
 }
 
 // Configured reports whether every ${VAR} of the account was set.

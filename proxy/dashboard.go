@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/guard"
 )
 
 // DashboardOptions configure a [Dashboard].
@@ -37,6 +38,7 @@ type Dashboard struct {
 	now    func() time.Time
 	poll   time.Duration
 	status atomic.Pointer[func() StatusReport]
+	orders atomic.Pointer[func(int) []guard.Entry] // dashboard_guard.go
 
 	mu  sync.Mutex
 	day string                // local date the counts belong to
@@ -166,6 +168,8 @@ type dashView struct {
 	Refresh     int64 // seconds, for the no-JavaScript meta refresh
 	Starting    bool
 	Rows        []dashRow
+	Orders      []dashOrder // latest orders (dashboard_guard.go)
+	HasOrders   bool        // the order guard is on
 }
 
 // dashRow is one account.
@@ -182,6 +186,8 @@ type dashRow struct {
 	LoginsTitle        string
 	LastError          string
 	LoginHref          string
+	Paused             bool   // orders stopped by the kill switch
+	PausedSince        string // when, in local time
 }
 
 func (d *Dashboard) view() dashView {
@@ -202,6 +208,7 @@ func (d *Dashboard) view() dashView {
 	for _, a := range rep.Accounts {
 		v.Rows = append(v.Rows, dashRowFor(a, today[a.Name], now))
 	}
+	d.guardView(&v, rep)
 	return v
 }
 
@@ -342,6 +349,7 @@ var dashTmpl = template.Must(template.New("dash").Parse(`
 <noscript><meta http-equiv="refresh" content="{{.Refresh}}"></noscript>
 <link rel="stylesheet" href="/dashboard.css">
 <script src="/dashboard.js" defer></script>
+<script src="/dashboard/guard.js" defer></script>
 </head>
 <body data-poll="{{.PollMillis}}">
 <header><h1>authproxy</h1><p class="tag">logs in to your brokers so your scripts don't have to</p></header>
@@ -356,7 +364,7 @@ var dashTmpl = template.Must(template.New("dash").Parse(`
 </body>
 </html>
 {{end}}
-{{define "live"}}<p class="summary">{{if .Starting}}starting…{{else}}listening on <code>{{.Listen}}</code> · {{.OpenTunnels}} open tunnel{{if ne .OpenTunnels 1}}s{{end}}{{end}} · <span id="updated">updated {{.Updated}}</span></p>
+{{define "live"}}{{template "guardBanner" .}}<p class="summary">{{if .Starting}}starting…{{else}}listening on <code>{{.Listen}}</code> · {{.OpenTunnels}} open tunnel{{if ne .OpenTunnels 1}}s{{end}}{{end}} · <span id="updated">updated {{.Updated}}</span></p>
 <table id="accounts">
 <thead><tr><th>Account</th><th>Broker</th><th>State</th><th>Token expires</th><th class="num">Requests today</th><th class="num">Logins today</th><th>Last error</th><th></th></tr></thead>
 <tbody>
@@ -368,11 +376,12 @@ var dashTmpl = template.Must(template.New("dash").Parse(`
 <td class="num" title="{{.RequestsTitle}}">{{.RequestsToday}}</td>
 <td class="num" title="{{.LoginsTitle}}">{{.LoginsToday}}</td>
 <td class="err">{{.LastError}}</td>
-<td>{{if .LoginHref}}<a class="button login" href="{{.LoginHref}}" data-account="{{.Name}}">Log in</a>{{end}}</td>
+<td>{{if .LoginHref}}<a class="button login" href="{{.LoginHref}}" data-account="{{.Name}}">Log in</a>{{end}}{{template "pauseButton" .}}</td>
 </tr>
 {{else}}<tr><td colspan="8" class="none">{{if $.Starting}}The proxy is starting.{{else}}No accounts: add a [brokers.NAME] table to rules.toml.{{end}}</td></tr>
 {{end}}</tbody>
 </table>
+{{template "guardOrders" .}}
 {{end}}`))
 
 const dashJS = `// authproxy dashboard: swaps in fresh rows every few seconds and ticks the
@@ -450,6 +459,9 @@ a.button { display: inline-block; padding: .3em .9em; border-radius: .3em; backg
 a.button:hover, a.button:focus { background: #174a84; }
 pre { background: #f4f4f4; padding: .6em; overflow-x: auto; }
 body.offline #updated { color: var(--bad); }
+.banner.paused { background: #fff3cd; color: #5c4400; border: 1px solid #e0a83a; padding: .6em .8em; border-radius: .3em; }
+button.guard { margin-left: .4em; padding: .3em .8em; border-radius: .3em; border: 1px solid var(--bad); background: transparent; color: var(--bad); font-weight: 600; cursor: pointer; }
+button.guard.resume { border-color: var(--ok); color: var(--ok); }
 @media (prefers-color-scheme: dark) {
   body { color: #ddd; background: #161616; }
   :root { --line: #333; --muted: #999; --ok: #5cc072; --warn: #e0a83a; --bad: #f07167; }

@@ -25,6 +25,7 @@ func (p *Proxy) ownEndpoints() http.Handler {
 	mux.HandleFunc("GET /status", p.requireUser(p.serveStatus))
 	mux.HandleFunc("GET /login/{name}", p.requireUser(p.serveLogin))
 	mux.HandleFunc("GET /callback/{name}", p.ServeCallback)
+	p.guardEndpoints(mux)
 	mux.HandleFunc("/", p.requireUser(func(w http.ResponseWriter, r *http.Request) {
 		if p.opts.Extra != nil {
 			p.opts.Extra.ServeHTTP(w, r)
@@ -80,6 +81,10 @@ type AccountStatus struct {
 	Requests         map[string]int64 `json:"requests"`
 	LoginURL         string           `json:"login_url,omitempty"`
 	Interactive      bool             `json:"interactive"`
+	// The order guard (guard.go).
+	Paused             bool       `json:"paused"`
+	PausedSince        *time.Time `json:"paused_since,omitempty"`
+	MaxOrdersPerSecond int        `json:"max_orders_per_second"`
 }
 
 // StatusReport is the /status document.
@@ -97,6 +102,7 @@ func (p *Proxy) Status() StatusReport {
 	for _, a := range p.opts.Accounts {
 		rep.Accounts = append(rep.Accounts, p.accountStatus(a, now))
 	}
+	p.addGuardStatus(&rep)
 	sort.Slice(rep.Accounts, func(i, j int) bool { return rep.Accounts[i].Name < rep.Accounts[j].Name })
 	return rep
 }

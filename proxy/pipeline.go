@@ -31,6 +31,7 @@ type reqState struct {
 	outcome  string
 	injected bool
 	replayed bool
+	ord      *orderState // non-nil for an order request (guard.go)
 }
 
 type reqStateKey struct{}
@@ -45,6 +46,7 @@ func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, 
 		return
 	}
 	st.acct = acct
+	p.markOrder(r, st)
 	if acct.bypasses(r) {
 		st.bypass = true
 	} else {
@@ -56,6 +58,10 @@ func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, 
 			p.fail(w, st, err)
 			return
 		}
+	}
+	if err := p.guardOrder(r, st); err != nil {
+		p.fail(w, st, err)
+		return
 	}
 	out := r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 	p.rp.ServeHTTP(w, out)
@@ -195,6 +201,11 @@ func (p *Proxy) attempt(req *http.Request, st *reqState, tok *auth.Token) (*http
 		return nil, err
 	}
 	st.injected = true
+	release, err := p.orderSlot(req.Context(), st)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return p.upstream.RoundTrip(req)
 }
 
@@ -258,6 +269,7 @@ func drain(resp *http.Response) {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if st, _ := resp.Request.Context().Value(reqStateKey{}).(*reqState); st != nil {
 		st.status = resp.StatusCode
+		p.recordOrder(st, resp)
 	}
 	return nil
 }
@@ -278,6 +290,7 @@ func (p *Proxy) fail(w http.ResponseWriter, st *reqState, err error) {
 	}
 	ce := classify(err, name, p.opts.Now(), p.loginURL)
 	st.status, st.outcome = ce.Status, ce.Code
+	p.recordOrder(st, nil)
 	if ce.Status == 499 {
 		return // the client went away
 	}
@@ -302,6 +315,7 @@ func (p *Proxy) finish(r *http.Request, st *reqState) {
 		name = st.acct.Name
 		st.acct.requests.add(outcome)
 	}
+	p.recordOrder(st, nil)
 	rec := RequestRecord{Account: name, Method: r.Method, Path: r.URL.Path, Status: st.status,
 		Outcome: outcome, Duration: p.opts.Now().Sub(st.start), Injected: st.injected, Replayed: st.replayed}
 	p.log.Info("request", "account", rec.Account, "method", rec.Method, "path", safePath(rec.Path),

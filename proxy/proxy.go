@@ -29,6 +29,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/guard"
 )
 
 // TokenSource is what the pipeline needs from a token cache; *auth.Cache
@@ -54,6 +55,9 @@ type Account struct {
 	// recognises the broker's own login endpoints, which are forwarded
 	// untouched and need no token.
 	Bypass func(*http.Request) bool
+	// Orders is the type's order declaration, used when Broker is nil
+	// (an unconfigured account); a Broker's own declaration wins.
+	Orders auth.Routes
 
 	requests counters
 }
@@ -87,6 +91,9 @@ type Options struct {
 	Extra http.Handler
 	// Observe, when set, is called once per proxied broker request.
 	Observe func(RequestRecord)
+	// Guard, when set, is the order guard: kill switch, rate guard and
+	// journal for the requests brokers declare as orders.
+	Guard *guard.Guard
 }
 
 // RequestRecord describes one proxied broker request, for logs and metrics.

@@ -16,6 +16,14 @@
 // them. The package never logs or returns the app key, encryption key, PIN,
 // a TOTP code or a token; when to log in and inject is the caller's business
 // (auth.Cache, the proxy).
+//
+// Orders (see [Orders]), from py5paisa's urlconst.py and the Xstream docs:
+// POST Service1.svc/V1/PlaceOrderRequest, V1/ModifyOrderRequest,
+// V1/CancelOrderRequest (any version), the bracket and cover variants
+// (BracketOrderRequest, ModifyBracketOrderRequest, CancelBracketOrderRequest,
+// CoverOrderRequest, ModifyCoverOrderequest [sic], CancelCoverOrderRequest),
+// CancelOrderBulk, SquareOffAll, ExecuteBasket and the VTT orders
+// (AddVTTOrder, ModifyVTTOrder, CancelVTTOrder).
 package fivepaisa
 
 import (

@@ -14,6 +14,11 @@
 // The package talks only to the production host; tests redirect the name
 // with the transport. It never logs or returns the client secret, an
 // authorization code or a token.
+//
+// Orders (see [Orders]), from Pocketfulapi-python's routes and the API docs
+// (brokers.md "Pocketful"): POST /api/v1/orders (place), PUT /api/v1/orders
+// (modify), DELETE /api/v1/orders/{oms_order_id} (cancel), and the
+// conditional/basket route /api/v1/orders/kart (POST, PUT, DELETE).
 package pocketful
 
 import (

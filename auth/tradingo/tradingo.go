@@ -10,6 +10,12 @@
 // The package only describes how to log in and inject; when to do either is
 // the caller's business (auth.Cache, the proxy). It never logs or returns
 // the MPIN, a TOTP code or a token.
+//
+// Orders (see [Orders]): POST /kb/PlaceOrders/PlaceOrder (seen in three
+// community apps and Swastika's client code, brokers.md "Tradingo"), and its
+// Noren-style siblings /kb/PlaceOrders/ModifyOrder and
+// /kb/PlaceOrders/CancelOrder (inferred from the OMS naming the API follows:
+// Tradingo publishes no endpoint list).
 package tradingo
 
 import (

@@ -25,6 +25,15 @@
 // The package only describes how to log in, renew and inject; when to do
 // each is the caller's business (auth.Cache, the proxy). It never logs or
 // returns a password, API secret, client secret or token.
+//
+// Orders (see [Orders]), from Tradovate's REST reference
+// (partner.tradovate.com/api/rest-api-endpoints/orders: Place Order, Modify
+// Order, Cancel Order, Place OSO, Place OCO, Liquidate Position; and the
+// order-strategy endpoints start/modify/interrupt): POST /v1/order/placeorder,
+// modifyorder, cancelorder, placeoso, placeoco, liquidateposition, and POST
+// /v1/orderstrategy/startorderstrategy, modifyorderstrategy,
+// interruptorderstrategy. Paths match case-insensitively (the docs' own
+// examples write /order/placeOSO).
 package tradovate
 
 import (

@@ -29,6 +29,9 @@ Usage:
   authproxy demo                            self-contained demo with fake brokers
   authproxy doctor [--config FILE]          diagnose trust, reachability, clock, env
   authproxy ca     [path|print|rotate]      the local CA
+  authproxy pause  [NAME...] [--config FILE]   stop order requests for these accounts (none: all)
+  authproxy resume [NAME...] [--config FILE]   let them through again
+  authproxy journal [NAME] [--since DUR] [--json] [--config FILE]   the order journal
 
 Config lookup: --config, $AUTHPROXY_CONFIG, ./rules.toml, $XDG_CONFIG_HOME/authproxy/rules.toml.
 `
@@ -81,6 +84,10 @@ func run(ctx context.Context, args []string, e env) int {
 		err = cmdDemo(ctx, args, e)
 	case "doctor":
 		err = cmdDoctor(ctx, args, e)
+	case "pause", "resume": // the order guard (pause.go, journal.go)
+		err = cmdPause(ctx, args, e, cmd == "pause")
+	case "journal":
+		err = cmdJournal(ctx, args, e)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 		return 0

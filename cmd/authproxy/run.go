@@ -75,6 +75,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		ln.Close()
 		return err
 	}
+	orderGuard, err := newGuard(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer orderGuard.Close()
+	metrics.Registry().MustRegister(orderGuard.Collectors()...)
+	dash.SetOrders(orderGuard.Recent)
 	p, err := proxy.New(proxy.Options{
 		Extra:        pages,
 		Observe:      func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) },
@@ -89,6 +97,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		MaxBody:      cfg.Limits.MaxBody,
 		MaxTunnels:   cfg.Limits.MaxTunnels,
 		IdleTimeout:  cfg.Limits.IdleTimeout,
+		Guard:        orderGuard,
 	})
 	if err != nil {
 		ln.Close()

@@ -142,6 +142,9 @@ func renderStatus(w io.Writer, rep proxy.StatusReport, now time.Time) {
 		if a.State == "needs login" && a.LoginURL != "" {
 			note = "log in: " + a.LoginURL
 		}
+		if a.Paused { // the order guard's kill switch
+			note = strings.TrimSuffix("ORDERS PAUSED (authproxy resume "+a.Name+"); "+note, "; ")
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", a.Name, a.Type, a.State, exp, total, note)
 	}
 	_ = tw.Flush()

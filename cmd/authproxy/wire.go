@@ -216,6 +216,7 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 	w.store = store
 	for _, a := range cfg.Accounts {
 		pa := &proxy.Account{Name: a.Name, Type: a.Type, Hosts: a.Hosts, Missing: a.Missing, RedirectURI: a.Get("redirect_uri")}
+		pa.Orders = typeOrders(a.Type)
 		w.accounts = append(w.accounts, pa)
 		if !a.Configured() {
 			pa.Bypass = typeBypass(a.Type)

@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
@@ -199,6 +200,8 @@ type ticketInfo struct {
 // Fake is a strict fake Tradovate. It implements http.Handler.
 type Fake struct {
 	opts Options
+
+	orderSeq atomic.Int64 // order ids handed out (orders.go)
 
 	mu          sync.Mutex
 	ttl         time.Duration
@@ -717,6 +720,8 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, host string, md 
 			"users":    []map[string]any{{"id": fakeUserID, "name": f.opts.Username, "status": "Active"}},
 			"accounts": []map[string]any{{"id": 1001, "name": "DEMO4242"}},
 		})
+	case !md && r.Method == http.MethodPost && isOrderPath(p):
+		f.serveOrder(w, r, host)
 	case !md && p == "/v1/auth/me":
 		fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"userId": fakeUserID, "name": f.opts.Username, "status": "Active"})
 	default:
