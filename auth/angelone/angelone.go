@@ -43,8 +43,13 @@
 //     that generateSession returns, which it prefixes with "Bearer " [P];
 //     other clients send "Bearer "+jwt as well [S forum]. A refused
 //     handshake is HTTP 401 [S forum].
-//   - Orders: placeOrder/modifyOrder/cancelOrder at 20 per second, 500 per
-//     minute, 1000 per hour [S forum, rate-limit page].
+//   - Orders (see [Orders]): POST /rest/secure/angelbroking/order/v1/
+//     placeOrder, modifyOrder, cancelOrder, and the GTT rules createRule,
+//     modifyRule, cancelRule under .../gtt/v1/, with and without the
+//     /gtt-service prefix [P SDK _routes]; an order answer carries
+//     data.orderid [P SDK placeOrder]. placeOrder/modifyOrder/cancelOrder
+//     run at 20 per second, 500 per minute, 1000 per hour [S forum,
+//     rate-limit page].
 //
 // The package never logs or returns the PIN, the TOTP secret or code, the
 // API key or a token.
@@ -66,7 +71,6 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/auth/route"
 	"github.com/authproxy/authproxy/auth/totp"
 )
 
@@ -106,22 +110,6 @@ func tokenCode(c string) bool {
 	}
 	return false
 }
-
-// OrderRoutes are SmartAPI's order requests [P SDK _routes].
-var OrderRoutes = []route.Route{
-	{Method: http.MethodPost, Pattern: "/rest/secure/angelbroking/order/v1/placeOrder"},
-	{Method: http.MethodPost, Pattern: "/rest/secure/angelbroking/order/v1/modifyOrder"},
-	{Method: http.MethodPost, Pattern: "/rest/secure/angelbroking/order/v1/cancelOrder"},
-	{Method: http.MethodPost, Pattern: "/gtt-service/rest/secure/angelbroking/gtt/v1/createRule"},
-	{Method: http.MethodPost, Pattern: "/gtt-service/rest/secure/angelbroking/gtt/v1/modifyRule"},
-	{Method: http.MethodPost, Pattern: "/gtt-service/rest/secure/angelbroking/gtt/v1/cancelRule"},
-	{Method: http.MethodPost, Pattern: "/rest/secure/angelbroking/gtt/v1/createRule"},
-	{Method: http.MethodPost, Pattern: "/rest/secure/angelbroking/gtt/v1/modifyRule"},
-	{Method: http.MethodPost, Pattern: "/rest/secure/angelbroking/gtt/v1/cancelRule"},
-}
-
-// IsOrder reports whether r is one of OrderRoutes.
-func IsOrder(r *http.Request) bool { return route.MatchRequest(OrderRoutes, r) }
 
 const (
 	maxBody   = 1 << 20

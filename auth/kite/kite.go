@@ -35,6 +35,12 @@
 //   - Rate limits: quote 1 r/s, historical 3 r/s, other endpoints 10 r/s;
 //     orders 10 per second, 400 per minute, 5000 per day per account [S
 //     forum quoting the docs]. 429 when exceeded.
+//   - Orders (see [Orders]): POST /orders/{variety} (place), PUT and DELETE
+//     /orders/{variety}/{order_id} (modify, cancel), GTT triggers (POST
+//     /gtt/triggers, PUT and DELETE /gtt/triggers/{id}), mutual-fund orders
+//     (POST /mf/orders, DELETE /mf/orders/{id}) and SIPs (POST /mf/sips, PUT
+//     and DELETE /mf/sips/{id}) [P SDK _routes]. An order answer carries
+//     data.order_id [P SDK place_order].
 //
 // The package talks only to the production hosts; tests redirect the names
 // with the transport. It never logs or returns the API secret, a request
@@ -60,7 +66,6 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/auth/route"
 )
 
 // Kite's production hosts and endpoints.
@@ -83,25 +88,6 @@ func DefaultHosts() []string { return []string{APIHost, TickerHost} }
 const (
 	MetaUserID = "user_id"
 )
-
-// OrderRoutes are Kite's order requests (place, modify, cancel of regular
-// orders, GTT triggers and mutual-fund orders and SIPs) [P SDK _routes].
-var OrderRoutes = []route.Route{
-	{Method: http.MethodPost, Pattern: "/orders/{variety}"},
-	{Method: http.MethodPut, Pattern: "/orders/{variety}/{order_id}"},
-	{Method: http.MethodDelete, Pattern: "/orders/{variety}/{order_id}"},
-	{Method: http.MethodPost, Pattern: "/gtt/triggers"},
-	{Method: http.MethodPut, Pattern: "/gtt/triggers/{trigger_id}"},
-	{Method: http.MethodDelete, Pattern: "/gtt/triggers/{trigger_id}"},
-	{Method: http.MethodPost, Pattern: "/mf/orders"},
-	{Method: http.MethodDelete, Pattern: "/mf/orders/{order_id}"},
-	{Method: http.MethodPost, Pattern: "/mf/sips"},
-	{Method: http.MethodPut, Pattern: "/mf/sips/{sip_id}"},
-	{Method: http.MethodDelete, Pattern: "/mf/sips/{sip_id}"},
-}
-
-// IsOrder reports whether r is one of OrderRoutes.
-func IsOrder(r *http.Request) bool { return route.MatchRequest(OrderRoutes, r) }
 
 const (
 	maxBody   = 1 << 20

@@ -36,6 +36,13 @@
 //     /v2/feed/portfolio-stream-feed likewise [P SDK feeder]; the REST call
 //     GET /v3/feed/market-data-feed/authorize (which returns a one-time
 //     wss URL) is an ordinary Bearer call [P docs].
+//   - Orders (see [Orders]), on either host: place (POST /v2 and /v3
+//     /order/place, /v2/order/multi/place), modify (PUT /v2 and /v3
+//     /order/modify), cancel (DELETE /v2 and /v3 /order/cancel,
+//     /v2/order/multi/cancel), POST /v2/order/positions/exit and the v3 GTT
+//     orders (POST place, PUT modify, DELETE cancel under /v3/order/gtt/) [P
+//     SDK order_api and order_controller_v3_api]. A v2 answer carries
+//     data.order_id, a v3 one data.order_ids [P SDK models].
 //   - Rate limits: standard APIs 50/s, 500/min, 2000/30min; order APIs
 //     counted per user [S docs summary; not checked here].
 //
@@ -60,7 +67,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/auth/route"
 )
 
 // Upstox's production hosts and endpoints.
@@ -82,26 +88,6 @@ func DefaultHosts() []string { return []string{APIHost, OrderHost} }
 const (
 	MetaUserID = "user_id"
 )
-
-// OrderRoutes are Upstox's order requests [P SDK order_api and
-// order_controller_v3_api], on either host.
-var OrderRoutes = []route.Route{
-	{Method: http.MethodPost, Pattern: "/v2/order/place"},
-	{Method: http.MethodPost, Pattern: "/v3/order/place"},
-	{Method: http.MethodPost, Pattern: "/v2/order/multi/place"},
-	{Method: http.MethodPut, Pattern: "/v2/order/modify"},
-	{Method: http.MethodPut, Pattern: "/v3/order/modify"},
-	{Method: http.MethodDelete, Pattern: "/v2/order/cancel"},
-	{Method: http.MethodDelete, Pattern: "/v3/order/cancel"},
-	{Method: http.MethodDelete, Pattern: "/v2/order/multi/cancel"},
-	{Method: http.MethodPost, Pattern: "/v2/order/positions/exit"},
-	{Method: http.MethodPost, Pattern: "/v3/order/gtt/place"},
-	{Method: http.MethodPut, Pattern: "/v3/order/gtt/modify"},
-	{Method: http.MethodDelete, Pattern: "/v3/order/gtt/cancel"},
-}
-
-// IsOrder reports whether r is one of OrderRoutes.
-func IsOrder(r *http.Request) bool { return route.MatchRequest(OrderRoutes, r) }
 
 const istOffset = 5*3600 + 1800
 
