@@ -26,7 +26,6 @@ package angelone
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -263,7 +262,7 @@ func (f *Fake) issue(w http.ResponseWriter, now time.Time, keepRefresh string) {
 		exp = m
 	}
 	jwt := fakeJWT(f.opts.ClientCode, exp)
-	feed := randToken()
+	feed := fakehttp.RandToken(24)
 	rt := keepRefresh
 	f.mu.Lock()
 	f.sessions[jwt] = &session{expiry: exp, feed: feed}
@@ -356,7 +355,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	case p == orderBase+"getOrderBook":
 		data = []any{}
 	case r.Method == http.MethodPost && (p == orderBase+"placeOrder" || p == orderBase+"modifyOrder" || p == orderBase+"cancelOrder"):
-		if f.opts.MaxOrdersPerSecond > 0 && f.log.OrdersSince(f.opts.Now().Add(-time.Second)) >= f.opts.MaxOrdersPerSecond {
+		if f.log.OverRate(f.opts.Now(), f.opts.MaxOrdersPerSecond) {
 			envelope(w, http.StatusForbidden, "Access denied because of exceeding access rate", "")
 			return
 		}
@@ -376,7 +375,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 			return
 		}
 		f.log.AddOrder(record.Order{Time: f.opts.Now(), Method: r.Method, Path: p, ID: id, Body: body})
-		data = map[string]any{"script": o["tradingsymbol"], "orderid": id, "uniqueorderid": randToken()[:16]}
+		data = map[string]any{"script": o["tradingsymbol"], "orderid": id, "uniqueorderid": fakehttp.RandToken(24)[:16]}
 	default:
 		gateway(w, http.StatusNotFound, "Not Found", "AB2000")
 		return
@@ -434,18 +433,12 @@ func gateway(w http.ResponseWriter, status int, msg, code string) {
 func fakeJWT(sub string, exp time.Time) string {
 	enc := base64.RawURLEncoding
 	head := enc.EncodeToString([]byte(`{"alg":"HS512"}`))
-	claims, _ := json.Marshal(map[string]any{"username": sub, "exp": exp.Unix(), "jti": randToken()})
-	return head + "." + enc.EncodeToString(claims) + "." + randToken()
+	claims, _ := json.Marshal(map[string]any{"username": sub, "exp": exp.Unix(), "jti": fakehttp.RandToken(24)})
+	return head + "." + enc.EncodeToString(claims) + "." + fakehttp.RandToken(24)
 }
 
 func midnight(t time.Time) time.Time {
 	ist := time.FixedZone("IST", 5*3600+1800)
 	n := t.In(ist)
 	return time.Date(n.Year(), n.Month(), n.Day()+1, 0, 0, 0, 0, ist)
-}
-
-func randToken() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -366,7 +366,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 			kiteError(w, http.StatusBadRequest, InputException, "Invalid `variety`.")
 			return
 		}
-		if f.overRate() {
+		if f.log.OverRate(f.opts.Now(), f.opts.MaxOrdersPerSecond) {
 			kiteError(w, http.StatusTooManyRequests, "NetworkException", "Too many requests")
 			return
 		}
@@ -437,11 +437,4 @@ func randHex(n int) string {
 func checksum(key, rt, secret string) string {
 	sum := sha256.Sum256([]byte(key + rt + secret))
 	return hex.EncodeToString(sum[:])
-}
-
-// overRate reports whether one more order now would exceed
-// MaxOrdersPerSecond. Checking and recording are not atomic; tests that
-// race orders against the limit should not rely on the exact count.
-func (f *Fake) overRate() bool {
-	return f.opts.MaxOrdersPerSecond > 0 && f.log.OrdersSince(f.opts.Now().Add(-time.Second)) >= f.opts.MaxOrdersPerSecond
 }

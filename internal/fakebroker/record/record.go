@@ -108,6 +108,14 @@ func (l *Log) Dropped() int {
 	return l.dropped
 }
 
+// OverRate reports whether one more order at now would make more than
+// perSecond accepted orders within a second (never when perSecond <= 0).
+// Checking and recording are not atomic: tests that race orders against
+// the limit should not rely on the exact count.
+func (l *Log) OverRate(now time.Time, perSecond int) bool {
+	return perSecond > 0 && l.OrdersSince(now.Add(-time.Second)) >= perSecond
+}
+
 // OrdersSince counts the accepted orders that arrived after t.
 func (l *Log) OrdersSince(t time.Time) int {
 	l.mu.Lock()

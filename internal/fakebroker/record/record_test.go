@@ -50,4 +50,17 @@ func TestOrdersSince(t *testing.T) {
 	if n := l.OrdersSince(base.Add(2 * time.Second)); n != 0 {
 		t.Errorf("OrdersSince(later) = %d", n)
 	}
+	// At 1.25 s the second before it holds .3, .6, .9 and 1.2 s: four.
+	at := base.Add(1250 * time.Millisecond)
+	for _, tc := range []struct {
+		perSecond int
+		want      bool
+	}{{0, false}, {-1, false}, {3, true}, {4, true}, {5, false}} {
+		if got := l.OverRate(at, tc.perSecond); got != tc.want {
+			t.Errorf("OverRate(%d) = %v, want %v", tc.perSecond, got, tc.want)
+		}
+	}
+	if l.OverRate(base.Add(3*time.Second), 1) {
+		t.Error("OverRate long after the last order")
+	}
 }

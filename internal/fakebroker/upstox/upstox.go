@@ -22,9 +22,7 @@ package upstox
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"mime"
@@ -196,7 +194,7 @@ func (f *Fake) serveDialog(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "UDAPI100068", "response_type must be code")
 		return
 	}
-	c := randToken(6)
+	c := fakehttp.RandToken(6)
 	f.mu.Lock()
 	f.codes[c] = &code{redirect: registered, expiry: f.opts.Now().Add(f.opts.CodeLifetime)}
 	f.counts.Authorizations++
@@ -257,7 +255,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	c.used = true
-	access := randToken(32)
+	access := fakehttp.RandToken(32)
 	f.tokens[access] = &token{expiry: nextReset(now)}
 	f.counts.Exchanges++
 	f.mu.Unlock()
@@ -289,11 +287,11 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	case p == "/v2/user/get-funds-and-margin" && r.Method == http.MethodGet:
 		data = map[string]any{"equity": map[string]any{"available_margin": 100000.0}}
 	case p == AuthorizePath && r.Method == http.MethodGet:
-		data = map[string]any{"authorized_redirect_uri": "wss://" + APIHost + FeedPath + "?code=" + randToken(8)}
+		data = map[string]any{"authorized_redirect_uri": "wss://" + APIHost + FeedPath + "?code=" + fakehttp.RandToken(8)}
 	case (p == "/v2/order/place" || p == "/v3/order/place") && r.Method == http.MethodPost,
 		(p == "/v2/order/modify" || p == "/v3/order/modify") && r.Method == http.MethodPut,
 		(p == "/v2/order/cancel" || p == "/v3/order/cancel") && r.Method == http.MethodDelete:
-		if f.opts.MaxOrdersPerSecond > 0 && f.log.OrdersSince(f.opts.Now().Add(-time.Second)) >= f.opts.MaxOrdersPerSecond {
+		if f.log.OverRate(f.opts.Now(), f.opts.MaxOrdersPerSecond) {
 			apiError(w, http.StatusTooManyRequests, "UDAPI10005", "Too Many Request Sent")
 			return
 		}
@@ -356,10 +354,4 @@ func nextReset(t time.Time) time.Time {
 		r = r.AddDate(0, 0, 1)
 	}
 	return r
-}
-
-func randToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
