@@ -546,13 +546,9 @@ func requestHost(r *http.Request) string {
 	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
+// scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
-	for _, s := range append([]string{b.cfg.PIN.Reveal(), b.cfg.APIKey.Reveal(), b.cfg.TOTPSecret.Reveal()}, extra...) {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, auth.Redacted)
-		}
-	}
-	return msg
+	return auth.BrokerMessage(msg, append([]string{b.cfg.PIN.Reveal(), b.cfg.APIKey.Reveal(), b.cfg.TOTPSecret.Reveal()}, extra...)...)
 }
 
 // retryAfter reads Retry-After seconds, bounded to [1s, 1h]; a minute when

@@ -152,18 +152,7 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 
 // validKey accepts what can go into the "token key:access" header and a
 // query unescaped (Kite's keys are lower-case alphanumerics).
-func validKey(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+func validKey(s string) bool { return alnum(s, 128) }
 
 // Login cannot log in without a person (Kite's terms forbid automating its
 // login): it returns an error wrapping auth.ErrLoginRequired.
@@ -314,8 +303,11 @@ func ParseSession(status int, body []byte) (Session, error) {
 	return Session{AccessToken: d.AccessToken, UserID: uid}, nil
 }
 
-func validUserID(s string) bool {
-	if s == "" || len(s) > 32 {
+func validUserID(s string) bool { return alnum(s, 32) }
+
+// alnum reports whether s is 1 to maxLen ASCII letters and digits.
+func alnum(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -423,13 +415,9 @@ func requestHost(r *http.Request) string {
 	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
+// scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
-	for _, s := range append([]string{b.cfg.APISecret.Reveal()}, extra...) {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, auth.Redacted)
-		}
-	}
-	return msg
+	return auth.BrokerMessage(msg, append([]string{b.cfg.APISecret.Reveal()}, extra...)...)
 }
 
 func statusText(status int) string {

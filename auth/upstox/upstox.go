@@ -257,7 +257,7 @@ func (b *Broker) exchangeError(ctx context.Context, err error, code string) erro
 		b.log.WarnContext(ctx, "upstox code exchange failed", "err", err)
 		return fmt.Errorf("upstox account %q: code exchange: %w", b.cfg.Account, err)
 	}
-	msg := b.scrub(auth.BrokerMessage(strings.TrimPrefix(err.Error(), "oauth2: ")), code)
+	msg := b.scrub(strings.TrimPrefix(err.Error(), "oauth2: "), code)
 	return &auth.LoginError{Account: b.cfg.Account, Message: msg}
 }
 
@@ -359,13 +359,9 @@ func NextReset(t time.Time) time.Time {
 	return r
 }
 
+// scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
-	for _, s := range append([]string{b.cfg.ClientSecret.Reveal()}, extra...) {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, auth.Redacted)
-		}
-	}
-	return msg
+	return auth.BrokerMessage(msg, append([]string{b.cfg.ClientSecret.Reveal()}, extra...)...)
 }
 
 func statusText(status int) string {

@@ -367,3 +367,21 @@ func authKeys(h http.Header) int {
 	}
 	return n
 }
+
+// scrub redacts before it shortens: a secret where a long broker message is
+// cut leaves no prefix of itself behind.
+func TestScrubLongMessage(t *testing.T) {
+	b := newEnv(t).broker(t, "")
+	const code = "c0deC0DEc0de"
+	for _, pad := range []int{auth.MaxMessageLen - 8, auth.MaxMessageLen - 2} {
+		for _, secret := range []string{testSecret, code} {
+			got := b.scrub(strings.Repeat("x", pad)+secret+" tail", code)
+			if strings.Contains(got, secret[:2]) {
+				t.Errorf("pad %d: %q keeps part of a secret", pad, got)
+			}
+			if len(got) > auth.MaxMessageLen+len("…") {
+				t.Errorf("pad %d: %d bytes", pad, len(got))
+			}
+		}
+	}
+}
