@@ -112,8 +112,7 @@ func tokenCode(c string) bool {
 }
 
 const (
-	maxBody   = 1 << 20
-	istOffset = 5*3600 + 1800
+	maxBody = 1 << 20
 )
 
 // Config is one Angel One account.
@@ -526,11 +525,7 @@ func (b *Broker) Restore(t *auth.Token) {
 }
 
 // NextMidnight is the first midnight IST after t.
-func NextMidnight(t time.Time) time.Time {
-	ist := time.FixedZone("IST", istOffset)
-	n := t.In(ist)
-	return time.Date(n.Year(), n.Month(), n.Day()+1, 0, 0, 0, 0, ist)
-}
+func NextMidnight(t time.Time) time.Time { return auth.NextIST(t, 0, 0) }
 
 func requestHost(r *http.Request) string {
 	h := ""

@@ -29,8 +29,6 @@ const (
 	testTOTP   = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 )
 
-var ist = time.FixedZone("IST", 5*3600+1800)
-
 type env struct {
 	srv    *fakeca.Server
 	fake   *fakeao.Fake
@@ -47,7 +45,7 @@ func newEnv(t *testing.T, wrap ...func(http.Handler) http.Handler) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 9, 0, 5, 0, ist)), logs: &authtest.LogBuffer{}}
+	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 9, 0, 5, 0, auth.IST())), logs: &authtest.LogBuffer{}}
 	e.fake = fakeao.New(fakeao.Options{APIKey: testKey, ClientCode: testClient, PIN: testPIN, TOTPSecret: testTOTP, Now: e.clk.Now})
 	var h http.Handler = e.fake
 	for _, w := range wrap {
@@ -159,7 +157,7 @@ func TestLoginOK(t *testing.T) {
 	if tok.Refresh == "" || tok.Aux[AuxFeed] == "" || tok.Meta[MetaClientCode] != testClient {
 		t.Errorf("token lacks refresh/feed/client code: %+v", tok.Meta)
 	}
-	if want := time.Date(2026, 3, 11, 0, 0, 0, 0, ist); !tok.Expiry.Equal(want) {
+	if want := time.Date(2026, 3, 11, 0, 0, 0, 0, auth.IST()); !tok.Expiry.Equal(want) {
 		t.Errorf("expiry %s, want the next midnight IST %s", tok.Expiry, want)
 	}
 	reqs := e.fake.Requests()

@@ -90,8 +90,7 @@ const (
 )
 
 const (
-	maxBody   = 1 << 20
-	istOffset = 5*3600 + 1800
+	maxBody = 1 << 20
 	// resetHour is when Kite flushes every access token (IST).
 	resetHour = 6
 )
@@ -390,15 +389,7 @@ func (b *Broker) Bypass(r *http.Request) bool {
 }
 
 // NextReset is the first 06:00 IST after t, when Kite flushes tokens.
-func NextReset(t time.Time) time.Time {
-	ist := time.FixedZone("IST", istOffset)
-	n := t.In(ist)
-	r := time.Date(n.Year(), n.Month(), n.Day(), resetHour, 0, 0, 0, ist)
-	if !r.After(n) {
-		r = r.AddDate(0, 0, 1)
-	}
-	return r
-}
+func NextReset(t time.Time) time.Time { return auth.NextIST(t, resetHour, 0) }
 
 // requestHost is r's host name, lower case, without port.
 func requestHost(r *http.Request) string {

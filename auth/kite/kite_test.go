@@ -28,8 +28,6 @@ const (
 	testRedirect = "http://127.0.0.1:8899/callback/kite"
 )
 
-var ist = time.FixedZone("IST", 5*3600+1800)
-
 type env struct {
 	srv    *fakeca.Server
 	fake   *fakekite.Fake
@@ -46,7 +44,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 10, 0, 0, 0, ist)), logs: &authtest.LogBuffer{}}
+	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 10, 0, 0, 0, auth.IST())), logs: &authtest.LogBuffer{}}
 	e.fake = fakekite.New(fakekite.Options{APIKey: testKey, APISecret: testSecret, RedirectURL: testRedirect, UserID: testUser, Now: e.clk.Now})
 	e.srv, err = ca.Serve(e.fake, APIHost, TickerHost, LoginHost)
 	if err != nil {
@@ -189,7 +187,7 @@ func TestExchangeAndUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := time.Date(2026, 3, 11, 6, 0, 0, 0, ist); !tok.Expiry.Equal(want) {
+	if want := time.Date(2026, 3, 11, 6, 0, 0, 0, auth.IST()); !tok.Expiry.Equal(want) {
 		t.Errorf("expiry %s, want %s", tok.Expiry, want)
 	}
 	if tok.Meta[MetaUserID] != testUser || !tok.Obtained.Equal(e.clk.Now()) {
@@ -424,10 +422,10 @@ func TestBypass(t *testing.T) {
 
 func TestNextReset(t *testing.T) {
 	for in, want := range map[time.Time]time.Time{
-		time.Date(2026, 3, 10, 5, 59, 0, 0, ist):      time.Date(2026, 3, 10, 6, 0, 0, 0, ist),
-		time.Date(2026, 3, 10, 6, 0, 0, 0, ist):       time.Date(2026, 3, 11, 6, 0, 0, 0, ist),
-		time.Date(2026, 3, 10, 23, 0, 0, 0, ist):      time.Date(2026, 3, 11, 6, 0, 0, 0, ist),
-		time.Date(2026, 3, 31, 20, 0, 0, 0, time.UTC): time.Date(2026, 4, 1, 6, 0, 0, 0, ist),
+		time.Date(2026, 3, 10, 5, 59, 0, 0, auth.IST()): time.Date(2026, 3, 10, 6, 0, 0, 0, auth.IST()),
+		time.Date(2026, 3, 10, 6, 0, 0, 0, auth.IST()):  time.Date(2026, 3, 11, 6, 0, 0, 0, auth.IST()),
+		time.Date(2026, 3, 10, 23, 0, 0, 0, auth.IST()): time.Date(2026, 3, 11, 6, 0, 0, 0, auth.IST()),
+		time.Date(2026, 3, 31, 20, 0, 0, 0, time.UTC):   time.Date(2026, 4, 1, 6, 0, 0, 0, auth.IST()),
 	} {
 		if got := NextReset(in); !got.Equal(want) {
 			t.Errorf("NextReset(%s) = %s, want %s", in, got, want)

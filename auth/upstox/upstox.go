@@ -89,8 +89,6 @@ const (
 	MetaUserID = "user_id"
 )
 
-const istOffset = 5*3600 + 1800
-
 // Config is one Upstox account.
 type Config struct {
 	Account      string      // the account name (rules.toml [brokers.NAME])
@@ -349,15 +347,7 @@ func (b *Broker) Bypass(r *http.Request) bool {
 }
 
 // NextReset is the first 03:30 IST after t, when Upstox tokens end.
-func NextReset(t time.Time) time.Time {
-	ist := time.FixedZone("IST", istOffset)
-	n := t.In(ist)
-	r := time.Date(n.Year(), n.Month(), n.Day(), 3, 30, 0, 0, ist)
-	if !r.After(n) {
-		r = r.AddDate(0, 0, 1)
-	}
-	return r
-}
+func NextReset(t time.Time) time.Time { return auth.NextIST(t, 3, 30) }
 
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
