@@ -1,13 +1,10 @@
 package angelone
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,14 +53,7 @@ func newEnv(t *testing.T, wrap ...func(http.Handler) http.Handler) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.srv.Close() })
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	e.tr = &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: ca.CertPool()},
-		ForceAttemptHTTP2: true,
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, e.srv.Addr)
-		},
-	}
+	e.tr = e.srv.Transport()
 	t.Cleanup(e.tr.CloseIdleConnections)
 	e.logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.client = auth.NewHTTPClient(e.tr, e.logger, auth.RetryOptions{WaitMin: 5 * time.Millisecond, WaitMax: 20 * time.Millisecond})
