@@ -22,6 +22,7 @@ func TestRoutesMatch(t *testing.T) {
 		{"DELETE", "/api/v1/orders/123", true},
 		{"DELETE", "/api/v1/orders", false},
 		{"DELETE", "/api/v1/orders/1/2", false},
+		{"DELETE", "/api/v1/orders//", false},
 	}
 	for _, tc := range tests {
 		if got := rs.Match(tc.method, tc.path); got != tc.want {

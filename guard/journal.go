@@ -309,10 +309,12 @@ func looksLikeBearer(s string) bool {
 	return len(s) > 7 && strings.EqualFold(s[:7], "bearer ")
 }
 
-// OrderID: the fields brokers name their order id with, in order of
-// preference: 5paisa BrokerOrderID, Tradingo NorenOrdNo, Pocketful
-// oms_order_id, Tradovate orderId.
 // OrderID finds the broker's order id in an answer's body ("" when none).
+// It looks for the fields brokers name their order id with, in order of
+// preference: 5paisa BrokerOrderID, Tradingo NorenOrdNo, Pocketful
+// oms_order_id, then orderId (Tradovate), order_id (Kite, Upstox v2) and
+// orderid (Angel One). Keys compare ignoring case and underscores, and a
+// plural key holding a list (Upstox v3 order_ids) gives its first id.
 func OrderID(body []byte) string {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -335,17 +337,16 @@ func findKey(v any, want string, depth int) string {
 	m, ok := v.(map[string]any)
 	if ok {
 		for k, x := range m {
-			if strings.ReplaceAll(strings.ToLower(k), "_", "") != want {
-				continue
-			}
-			switch t := x.(type) {
-			case string:
-				if t != "" && t != "0" && utf8.ValidString(t) && len(t) <= 64 {
-					return t
+			switch strings.ReplaceAll(strings.ToLower(k), "_", "") {
+			case want:
+				if id := idValue(x); id != "" {
+					return id
 				}
-			case json.Number:
-				if t.String() != "0" {
-					return t.String()
+			case want + "s":
+				if a, ok := x.([]any); ok && len(a) > 0 {
+					if id := idValue(a[0]); id != "" {
+						return id
+					}
 				}
 			}
 		}
@@ -366,10 +367,27 @@ func findKey(v any, want string, depth int) string {
 	return ""
 }
 
+// idValue is x as an order id: a non-empty, non-zero string of at most 64
+// bytes of UTF-8, or a non-zero number ("" otherwise).
+func idValue(x any) string {
+	switch t := x.(type) {
+	case string:
+		if t != "" && t != "0" && utf8.ValidString(t) && len(t) <= 64 {
+			return t
+		}
+	case json.Number:
+		if t.String() != "0" {
+			return t.String()
+		}
+	}
+	return ""
+}
+
 // Outcome classifies a broker's answer to an order: broker_error for a
 // status of 400 or more and for the error envelopes the brokers send with a
-// 200 (Tradingo IsError, Pocketful status "error", Tradovate failureReason,
-// 5paisa a non-zero body.Status or head.status); ok otherwise.
+// 200 (Tradingo IsError, Pocketful, Kite and Upstox status "error", Angel
+// One status or success false, Tradovate failureReason, 5paisa a non-zero
+// body.Status or head.status); ok otherwise.
 func Outcome(status int, body []byte) string {
 	if status >= 400 {
 		return OutcomeBrokerError
@@ -383,6 +401,11 @@ func Outcome(status int, body []byte) string {
 	}
 	if s, _ := m["status"].(string); strings.EqualFold(s, "error") {
 		return OutcomeBrokerError
+	}
+	for _, k := range [...]string{"status", "success"} {
+		if b, ok := m[k].(bool); ok && !b {
+			return OutcomeBrokerError
+		}
 	}
 	if s, _ := m["failureReason"].(string); s != "" && !strings.EqualFold(s, "Success") {
 		return OutcomeBrokerError

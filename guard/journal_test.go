@@ -104,6 +104,16 @@ func TestOrderIDAndOutcome(t *testing.T) {
 		{"fivepaisa error", `{"head":{"status":"0"},"body":{"Status":1,"Message":"bad"}}`, 200, "", OutcomeBrokerError},
 		{"pocketful", `{"status":"success","data":{"oms_order_id":"P-1"}}`, 200, "P-1", OutcomeOK},
 		{"pocketful error", `{"status":"error","message":"x"}`, 400, "", OutcomeBrokerError},
+		{"kite", `{"status":"success","data":{"order_id":"151220000000000"}}`, 200, "151220000000000", OutcomeOK},
+		{"kite error", `{"status":"error","message":"x","error_type":"InputException"}`, 400, "", OutcomeBrokerError},
+		{"angelone", `{"status":true,"message":"SUCCESS","errorcode":"","data":{"script":"SBIN-EQ","orderid":"251207000000001","uniqueorderid":"9f1c"}}`, 200, "251207000000001", OutcomeOK},
+		{"angelone error", `{"status":false,"message":"Order not found","errorcode":"AB1013","data":null}`, 200, "", OutcomeBrokerError},
+		{"angelone gateway", `{"success":false,"message":"Invalid Token","errorCode":"AG8001","data":""}`, 200, "", OutcomeBrokerError},
+		{"upstox v2", `{"status":"success","data":{"order_id":"250724000123456"}}`, 200, "250724000123456", OutcomeOK},
+		{"upstox v3", `{"status":"success","data":{"order_ids":["250724000123457","250724000123458"]},"metadata":{"latency":12}}`, 200, "250724000123457", OutcomeOK},
+		{"upstox v3 no ids", `{"status":"success","data":{"order_ids":[]}}`, 200, "", OutcomeOK},
+		{"upstox error", `{"status":"error","errors":[{"errorCode":"UDAPI100050","message":"Invalid token"}]}`, 401, "", OutcomeBrokerError},
+		{"plural not a list", `{"data":{"order_ids":"X1"}}`, 200, "", OutcomeOK},
 		{"not json", `<html>`, 502, "", OutcomeBrokerError},
 	}
 	for _, tc := range tests {

@@ -8,6 +8,7 @@
 package fakeca
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -171,8 +172,9 @@ type Server struct {
 	// Addr is the listening address, "127.0.0.1:PORT".
 	Addr string
 
-	srv  *http.Server
-	done chan error
+	srv   *http.Server
+	roots *x509.CertPool // the CA that made the server, for Transport
+	done  chan error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -199,9 +201,23 @@ func (c *CA) Serve(h http.Handler, hosts ...string) (*Server, error) {
 		// verification; keep them off stderr.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	s := &Server{Addr: ln.Addr().String(), srv: srv, done: make(chan error, 1)}
+	s := &Server{Addr: ln.Addr().String(), srv: srv, roots: c.CertPool(), done: make(chan error, 1)}
 	go func() { s.done <- srv.ServeTLS(ln, "", "") }()
 	return s, nil
+}
+
+// Transport returns an HTTP/2-capable transport that trusts only the CA
+// that made s and dials s whatever host a URL names, so a client can use
+// the brokers' real host names. Close its idle connections when done.
+func (s *Server) Transport() *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: s.roots},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, s.Addr)
+		},
+	}
 }
 
 // URL returns "https://127.0.0.1:PORT".

@@ -139,3 +139,51 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// Transport reaches the server under the host name its leaf is for, over
+// HTTP/2, and trusts no other CA.
+func TestServerTransport(t *testing.T) {
+	ca, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto+" "+r.Host)
+	})
+	srv, err := ca.Serve(h, "broker.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	tr := srv.Transport()
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Get("https://broker.example.test/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := string(b); got != "HTTP/2.0 broker.example.test" {
+		t.Errorf("got %q", got)
+	}
+	if _, err := c.Get("https://other.example.test/x"); err == nil {
+		t.Error("a host the leaf is not for was accepted")
+	}
+
+	other, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := other.Serve(h, "broker.example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv2.Close() })
+	tr2 := srv.Transport()
+	tr2.DialContext = srv2.Transport().DialContext // srv's roots, srv2's leaf
+	t.Cleanup(tr2.CloseIdleConnections)
+	if _, err := (&http.Client{Transport: tr2, Timeout: 10 * time.Second}).Get("https://broker.example.test/x"); err == nil {
+		t.Error("a leaf from another CA was trusted")
+	}
+}

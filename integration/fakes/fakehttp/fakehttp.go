@@ -3,6 +3,8 @@
 package fakehttp
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -37,4 +39,12 @@ func Bearer(h http.Header) (string, bool) {
 		return "", false
 	}
 	return tok, true
+}
+
+// RandToken returns n random bytes, base64url without padding: a token,
+// code or id a fake broker hands out.
+func RandToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b)
 }

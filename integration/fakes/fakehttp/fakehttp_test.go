@@ -3,6 +3,7 @@ package fakehttp
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +41,22 @@ func TestWriteJSON(t *testing.T) {
 	if rec.Code != 401 || rec.Body.String() != `{"s":1}` || rec.Header().Get("Content-Length") != "7" ||
 		rec.Header().Get("Content-Type") != "application/json; charset=utf-8" {
 		t.Fatalf("got %d %q %v", rec.Code, rec.Body.String(), rec.Header())
+	}
+}
+
+func TestRandToken(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		tok := RandToken(24)
+		if len(tok) != 32 || strings.Trim(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Fatalf("RandToken(24) = %q", tok)
+		}
+		if seen[tok] {
+			t.Fatalf("RandToken repeated %q", tok)
+		}
+		seen[tok] = true
+	}
+	if got := RandToken(6); len(got) != 8 {
+		t.Errorf("RandToken(6) = %q", got)
 	}
 }
