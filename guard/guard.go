@@ -11,7 +11,9 @@ package guard
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,12 +38,15 @@ type Options struct {
 
 // Guard holds the kill switch, one limiter per account and the journal.
 type Guard struct {
-	pauses   *Pauses
-	journal  *Journal
+	pauses  *Pauses
+	journal *Journal
+	clock   Clock
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu       sync.RWMutex // guards limiters and limits (SetLimits on a reload)
 	limiters map[string]*Limiter
 	limits   map[string]int
-	log      *slog.Logger
-	now      func() time.Time
 
 	orders  *prometheus.CounterVec
 	changes *prometheus.CounterVec
@@ -64,7 +69,7 @@ func New(opts Options) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{pauses: ps, journal: j, limiters: map[string]*Limiter{}, limits: map[string]int{},
+	g := &Guard{pauses: ps, journal: j, clock: opts.Clock, limiters: map[string]*Limiter{}, limits: map[string]int{},
 		log: opts.Logger, now: opts.Now,
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authproxy_orders_total",
 			Help: "Order requests (place, modify, cancel) by account and outcome: ok, broker_error, paused, rate_limited, or the proxy's error code."},
@@ -74,9 +79,8 @@ func New(opts Options) (*Guard, error) {
 		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "authproxy_account_paused",
 			Help: "1 while the account's orders are stopped by the kill switch."}, []string{"account"}),
 	}
-	for name, n := range opts.Limits {
-		g.limits[name] = n
-		g.limiters[name] = NewLimiter(n, time.Second, MaxWait, opts.Clock)
+	g.SetLimits(opts.Limits)
+	for name := range opts.Limits {
 		v := 0.0
 		if _, ok := ps.Paused(name); ok {
 			v = 1
@@ -109,11 +113,37 @@ func (g *Guard) PausedSince(account string) (time.Time, bool) {
 // PausedAccounts lists the paused accounts, sorted.
 func (g *Guard) PausedAccounts() []string { return g.pauses.All() }
 
+// SetLimits sets every account's max_orders_per_second (0: no limit), as
+// at start and after a config reload. An account whose limit is unchanged
+// keeps its limiter (and the orders in its line); one that is gone loses it.
+func (g *Guard) SetLimits(limits map[string]int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := make(map[string]*Limiter, len(limits))
+	for name, n := range limits {
+		if old, ok := g.limiters[name]; ok && g.limits[name] == n {
+			next[name] = old
+			continue
+		}
+		next[name] = NewLimiter(n, time.Second, MaxWait, g.clock)
+	}
+	g.limiters = next
+	g.limits = maps.Clone(limits)
+}
+
 // Limit is account's max_orders_per_second (0: off).
-func (g *Guard) Limit(account string) int { return g.limits[account] }
+func (g *Guard) Limit(account string) int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.limits[account]
+}
 
 // Limiter returns account's limiter (nil: no limit).
-func (g *Guard) Limiter(account string) *Limiter { return g.limiters[account] }
+func (g *Guard) Limiter(account string) *Limiter {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.limiters[account]
+}
 
 // SetPaused pauses or resumes accounts; the change is on disk and in effect
 // when it returns, logged and counted. It returns the accounts that changed.

@@ -212,6 +212,7 @@ serving:
 			metrics.SetStatus(np.Status)
 			dash.SetStatus(np.Status)
 			runner.set(nw.caches)
+			orderGuard.SetLimits(orderLimits(nw.cfg))
 			w = nw
 			wg.Add(1)
 			go func() {
