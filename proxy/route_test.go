@@ -21,7 +21,7 @@ func (routeBroker) UpstreamHost(host string, _ *auth.Token) string {
 
 // TestRouteToTheTokensHost: a broker that names another of its hosts for
 // the token (5paisa's RedirectServer) gets the request there, with a
-// same-origin Origin following it.
+// same-origin Origin following it; a foreign Origin is refused before.
 func TestRouteToTheTokensHost(t *testing.T) {
 	var (
 		mu   sync.Mutex
@@ -38,11 +38,14 @@ func TestRouteToTheTokensHost(t *testing.T) {
 		})
 	})
 	e.do(t, "GET", "/feed", "", map[string]string{"Origin": "https://" + brokerHost})
-	e.do(t, "GET", "/feed", "", map[string]string{"Origin": "https://elsewhere.example"})
+	// A page of another site gets nothing, wherever the token would send it.
+	if resp, body := e.do(t, "GET", "/feed", "", map[string]string{"Origin": "https://elsewhere.example"}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign Origin: %d %s, want 403 forbidden", resp.StatusCode, body)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	home := "home." + brokerHost
-	want := []string{home + " " + home + " https://" + home, home + " " + home + " https://elsewhere.example"}
+	want := []string{home + " " + home + " https://" + home}
 	if strings.Join(seen, "|") != strings.Join(want, "|") {
 		t.Fatalf("broker saw %q, want %q", seen, want)
 	}
