@@ -527,7 +527,9 @@ print(a.status_code, b.status_code, b.json()["data"]["order_id"])
 
 	// No secret anywhere: the proxy's output, `authproxy status`, /status,
 	// /metrics and the dashboard.
-	secrets := []string{ktAPISecret, aoAPIKey, aoPIN, aoTOTPSecret, uxClientSecret}
+	// The PIN is looked for quoted, as a leaked login body would hold it:
+	// four bare digits could be part of a port number.
+	secrets := []string{ktAPISecret, aoAPIKey, `"` + aoPIN + `"`, aoTOTPSecret, uxClientSecret}
 	for _, r := range kiteRequests(nb.kite) {
 		if _, access, ok := strings.Cut(strings.TrimPrefix(r.Authorization, "token "), ":"); ok {
 			secrets = append(secrets, access)
