@@ -2,11 +2,15 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	fakeao "github.com/authproxy/authproxy/internal/fakebroker/angelone"
 	fakekite "github.com/authproxy/authproxy/internal/fakebroker/kite"
@@ -483,6 +487,45 @@ print(a.status_code, b.status_code, b.json()["data"]["order_id"])
 					t.Errorf("/metrics lacks %s", want)
 				}
 			}
+		}
+	})
+
+	t.Run("streams", func(t *testing.T) {
+		// Go WebSocket clients through the proxy, with placeholders where
+		// the SDKs need values: each broker's handshake gets its own
+		// credentials.
+		hc := wsHTTPClient(t, w, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+
+		kc, _, err := websocket.Dial(ctx, "wss://"+fakekite.TickerHost+"/?api_key=placeholder&access_token=placeholder",
+			&websocket.DialOptions{HTTPClient: hc, HTTPHeader: http.Header{"X-Kite-Version": {"3"}}})
+		if err != nil {
+			t.Fatalf("kite ticker: %v\n%s", err, p.Output())
+		}
+		kc.Close(websocket.StatusNormalClosure, "")
+		if n := nb.kite.Counts().Tickers; n != 1 {
+			t.Errorf("kite tickers accepted = %d, want 1", n)
+		}
+
+		ac, _, err := websocket.Dial(ctx, "wss://"+fakeao.StreamHost+fakeao.StreamPath, &websocket.DialOptions{HTTPClient: hc,
+			HTTPHeader: http.Header{"Authorization": {"placeholder"}, "x-api-key": {"placeholder"},
+				"x-client-code": {"placeholder"}, "x-feed-token": {"placeholder"}}})
+		if err != nil {
+			t.Fatalf("angel one SmartStream: %v\n%s", err, p.Output())
+		}
+		wsSend(ctx, t, ac, "ping")
+		wsExpect(ctx, t, ac, "pong")
+		ac.Close(websocket.StatusNormalClosure, "")
+
+		uc, _, err := websocket.Dial(ctx, "wss://"+fakeux.APIHost+fakeux.FeedPath,
+			&websocket.DialOptions{HTTPClient: hc, HTTPHeader: http.Header{"Authorization": {"Bearer "}}})
+		if err != nil {
+			t.Fatalf("upstox feed: %v\n%s", err, p.Output())
+		}
+		uc.Close(websocket.StatusNormalClosure, "")
+		if nb.ao.Counts().Streams != 1 || nb.ux.Counts().Feeds != 1 {
+			t.Errorf("angel one streams %d, upstox feeds %d; want 1 each", nb.ao.Counts().Streams, nb.ux.Counts().Feeds)
 		}
 	})
 
