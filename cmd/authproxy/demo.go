@@ -21,11 +21,11 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/config"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
-	fakepf "github.com/authproxy/authproxy/integration/fakes/pocketful"
-	faketg "github.com/authproxy/authproxy/integration/fakes/tradingo"
-	faketv "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
+	fakepf "github.com/authproxy/authproxy/internal/fakebroker/pocketful"
+	faketg "github.com/authproxy/authproxy/internal/fakebroker/tradingo"
+	faketv "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 	"github.com/authproxy/authproxy/proxy"
 )
 
