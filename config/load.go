@@ -396,7 +396,7 @@ func (p *parser) config(path string, root map[string]toml.Primitive) *Config {
 	}
 
 	// Cross-table checks.
-	if listenOK && cfg.ProxyAuth == nil && !isLoopbackListen(cfg.Listen) {
+	if listenOK && cfg.ProxyAuth == nil && !IsLoopbackListen(cfg.Listen) {
 		f := top["listen"]
 		p.add(f, fmt.Sprintf("%q is not a loopback address: add [proxy_auth] users so that only they can use the proxy, or listen on 127.0.0.1", cfg.Listen))
 	}
@@ -477,9 +477,9 @@ func (p *parser) checkListen(f field, s string) bool {
 	return true
 }
 
-// isLoopbackListen reports whether a listen address only accepts local
+// IsLoopbackListen reports whether a listen address only accepts local
 // connections: 127.0.0.0/8, ::1 or localhost.
-func isLoopbackListen(listen string) bool {
+func IsLoopbackListen(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return false

@@ -60,7 +60,7 @@ func loadConfig(c *commonFlags, e env) (*config.Config, error) {
 	if c.listen != "" {
 		// The same rule as listen in rules.toml: a flag must not open the
 		// proxy to the network behind the config's back.
-		if cfg.ProxyAuth == nil && !loopbackListen(c.listen) {
+		if cfg.ProxyAuth == nil && !config.IsLoopbackListen(c.listen) {
 			return nil, fmt.Errorf("--listen %q is not a loopback address: add [proxy_auth] users to %s so that only they can use the proxy, or listen on 127.0.0.1", c.listen, path)
 		}
 		cfg.Listen = c.listen
@@ -73,20 +73,6 @@ func loadConfig(c *commonFlags, e env) (*config.Config, error) {
 		cfg.StateDir = abs
 	}
 	return cfg, nil
-}
-
-// loopbackListen reports whether a listen address accepts only local
-// connections: 127.0.0.0/8, ::1 or localhost.
-func loopbackListen(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // configError prints every problem on its own line.
