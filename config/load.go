@@ -36,7 +36,7 @@ const (
 // On failure the error is an errors.Join of *Problem values, one per problem
 // found (see [Problems]); a file that cannot be read gives one Problem that
 // wraps the cause (errors.Is(err, fs.ErrNotExist) works).
-func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+func (s Schema) Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		cause := err
@@ -46,20 +46,20 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 		}
 		return nil, errors.Join(&Problem{File: path, Msg: fmt.Sprintf("cannot read the config file: %v", cause), cause: err})
 	}
-	return Parse(path, data, lookupEnv)
+	return s.Parse(path, data, lookupEnv)
 }
 
 // Parse is Load on data already read from path (path is used in Problems and
 // to resolve relative paths in the file).
-func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	p := &parser{probs: problems{file: path}, lookupEnv: lookupEnv}
+func (s Schema) Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	p := &parser{schema: s, probs: problems{file: path}, lookupEnv: lookupEnv}
 	var root map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &root)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			msg := "syntax error: " + pe.Message
-			if IsSecretKey(pe.LastKey) {
+			if s.IsSecretKey(pe.LastKey) {
 				// The parser's message may quote the broken value.
 				msg = "syntax error in the value of " + pe.LastKey + " (not shown: it is a secret)"
 			}
@@ -80,6 +80,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 // parser walks one decoded document. Every value is reached through a
 // toml.Primitive, so the library's own key positions give exact lines.
 type parser struct {
+	schema    Schema
 	md        toml.MetaData
 	probs     problems
 	lookupEnv func(string) (string, bool)
