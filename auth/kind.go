@@ -37,6 +37,10 @@ type Kind struct {
 	Check func(c Checker)
 	// New builds the Broker of a configured account.
 	New func(s Settings, d Deps) (Broker, error)
+	// BrowserLogin reports, from an account's values, whether it logs in
+	// only through a browser (for `authproxy doctor` when the proxy is not
+	// running); nil when it never does.
+	BrowserLogin func(values map[string]string) bool
 	// Bypass recognises the broker's own login endpoints without any
 	// credentials, so clients can still log in themselves through the proxy
 	// while the account is unconfigured.

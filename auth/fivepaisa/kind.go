@@ -49,6 +49,7 @@ var Kind = auth.Kind{
 		}
 		return auth.Built(New(cfg, d.Client, d.Now, d.Logger))
 	},
-	Bypass: (&Broker{}).Bypass,
-	Orders: Orders(),
+	BrowserLogin: func(v map[string]string) bool { return v["pin"] == "" && v["totp_secret"] == "" },
+	Bypass:       (&Broker{}).Bypass,
+	Orders:       Orders(),
 }

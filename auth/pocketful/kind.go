@@ -44,6 +44,7 @@ var Kind = auth.Kind{
 			FillClientID: fill,
 		}, d.Client, d.Now, d.Logger))
 	},
-	Bypass: (&Broker{}).Bypass,
-	Orders: Orders(),
+	BrowserLogin: func(map[string]string) bool { return true },
+	Bypass:       (&Broker{}).Bypass,
+	Orders:       Orders(),
 }

@@ -33,10 +33,11 @@ var Kind = auth.Kind{
 		{Name: "client_secret", Secret: true},
 		{Name: "redirect_uri"},
 	},
-	Check:  check,
-	New:    newBroker,
-	Bypass: bypass,
-	Orders: Orders(),
+	Check:        check,
+	New:          newBroker,
+	BrowserLogin: func(v map[string]string) bool { return v["client_id"] != "" && v["password"] == "" },
+	Bypass:       bypass,
+	Orders:       Orders(),
 }
 
 // hosts are an account's default hosts: its environment's, or both when

@@ -2,7 +2,6 @@ package main
 
 import (
 	"strings"
-
 )
 
 // editDistance is the Levenshtein distance between a and b (bytes).
