@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -171,7 +170,7 @@ func (c *HTTPClient) do(ctx context.Context, req *http.Request, retrySafe bool, 
 					return false, nil
 				}
 				wait = backoff(c.opts, retries)
-				if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				if ra, ok := RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 					if ra > c.opts.WaitMax {
 						return false, nil
 					}
@@ -255,28 +254,6 @@ func gatewayStatus(code int) bool {
 
 func retryableStatus(code int) bool {
 	return code == http.StatusTooManyRequests || (code >= 500 && code <= 599 && code != http.StatusNotImplemented)
-}
-
-// retryAfter parses a Retry-After value (seconds or an HTTP date).
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > int64(24*time.Hour/time.Second) {
-			n = int64(24 * time.Hour / time.Second)
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
 }
 
 // retryableError reports whether a transport error is worth another

@@ -332,13 +332,13 @@ func TestRetryAfterParse(t *testing.T) {
 		"Thu, 01 Jan 2026 00:00:30 GMT": 30 * time.Second,
 		"Wed, 31 Dec 2025 00:00:00 GMT": 0,
 	} {
-		if got, ok := retryAfter(in, now); !ok || got != want {
-			t.Errorf("retryAfter(%q) = %s, %v; want %s", in, got, ok, want)
+		if got, ok := RetryAfter(in, now); !ok || got != want {
+			t.Errorf("RetryAfter(%q) = %s, %v; want %s", in, got, ok, want)
 		}
 	}
 	for _, in := range []string{"", "-1", "soon"} {
-		if _, ok := retryAfter(in, now); ok {
-			t.Errorf("retryAfter(%q) accepted", in)
+		if _, ok := RetryAfter(in, now); ok {
+			t.Errorf("RetryAfter(%q) accepted", in)
 		}
 	}
 }

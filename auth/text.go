@@ -1,7 +1,10 @@
 package auth
 
 import (
+	"net/http"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -56,4 +59,53 @@ func IsB64Token(s string) bool {
 		}
 	}
 	return true
+}
+
+// StatusText names an HTTP status for messages: "HTTP 502 Bad Gateway", or
+// "HTTP 599" for a code without a name.
+func StatusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return "HTTP " + strconv.Itoa(code) + " " + t
+	}
+	return "HTTP " + strconv.Itoa(code)
+}
+
+// StatusName is a status's bare name, "Bad Gateway", or "HTTP 599" for a
+// code without one.
+func StatusName(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return "HTTP " + strconv.Itoa(code)
+}
+
+// RetryAfter parses a Retry-After value: delay-seconds (at most a day) or an
+// HTTP date, relative to now (a past date is 0). ok is false when v is
+// absent, negative or unreadable.
+func RetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+// RetryAfterWithin is the delay a Retry-After value asks for, def when it
+// is absent or unreadable, bounded to [lo, hi].
+func RetryAfterWithin(v string, now time.Time, def, lo, hi time.Duration) time.Duration {
+	d, ok := RetryAfter(v, now)
+	if !ok {
+		d = def
+	}
+	return min(max(d, lo), hi)
 }

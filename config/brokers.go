@@ -1,37 +1,61 @@
 package config
 
 import (
-	"encoding/base32"
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/authproxy/authproxy/auth"
 )
 
-// Broker types.
-const (
-	TypeTradingo  = "tradingo"
-	TypeTradovate = "tradovate"
-	TypeFivepaisa = "fivepaisa"
-	TypePocketful = "pocketful"
-)
-
-// Types returns the known broker types, sorted.
-func Types() []string {
-	return []string{TypeFivepaisa, TypePocketful, TypeTradingo, TypeTradovate}
+// Schema is what config knows of brokers: the kinds cmd/authproxy lists,
+// in that order.
+type Schema struct {
+	kinds []auth.Kind
 }
 
-// DefaultScope is Pocketful's OAuth scope when "scope" is left out.
-const DefaultScope = "orders holdings"
+// NewSchema returns the schema for kinds.
+func NewSchema(kinds ...auth.Kind) Schema { return Schema{kinds: slices.Clone(kinds)} }
+
+// kind returns the kind of type typ.
+func (s Schema) kind(typ string) (auth.Kind, bool) {
+	for _, k := range s.kinds {
+		if k.Type == typ {
+			return k, true
+		}
+	}
+	return auth.Kind{}, false
+}
+
+// Types returns the known broker types, sorted.
+func (s Schema) Types() []string {
+	out := make([]string, 0, len(s.kinds))
+	for _, k := range s.kinds {
+		out = append(out, k.Type)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// typeList is the types quoted for a message: "a", "b" or "c".
+func (s Schema) typeList() string {
+	q := make([]string, len(s.kinds))
+	for i, k := range s.kinds {
+		q[i] = strconv.Quote(k.Type)
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
 
 // IsSecretKey reports whether the value of key is a secret that must never
 // be printed. key is a bare key ("mpin") or a dotted path
-// ("brokers.tr.mpin"); the secrets are mpin, pin, password, sec, totp_secret,
-// app_key, encryption_key and client_secret in any table, every
-// proxy_auth.users password and store.key.
-func IsSecretKey(key string) bool {
+// ("brokers.tr.mpin"); the secrets are the keys some kind marks secret, in
+// any table, every proxy_auth.users password and store.key.
+func (s Schema) IsSecretKey(key string) bool {
 	if strings.HasPrefix(key, "proxy_auth.users.") || key == "store.key" {
 		return true
 	}
@@ -39,68 +63,40 @@ func IsSecretKey(key string) bool {
 	if i := strings.LastIndexByte(key, '.'); i >= 0 {
 		last = key[i+1:]
 	}
-	switch strings.Trim(last, `"`) {
-	case "mpin", "pin", "password", "sec", "totp_secret", "app_key", "encryption_key", "client_secret":
-		return true
+	last = strings.Trim(last, `"`)
+	for _, k := range s.kinds {
+		for _, kk := range k.Keys {
+			if kk.Name == last && kk.Secret {
+				return true
+			}
+		}
 	}
 	return false
 }
 
 // DefaultHosts returns the hosts an account of type typ claims when its
 // table has no "hosts" (nil for an unknown type). values is the account's
-// Values: a Tradovate account's hosts depend on its environment; when that is
-// not "demo" or "live" (say, it names an unset variable) both are returned.
-func DefaultHosts(typ string, values map[string]string) []string {
-	switch typ {
-	case TypeTradingo:
-		return []string{"tradingorestapi.swastika.co.in"}
-	case TypeTradovate:
-		switch env := values["environment"]; env {
-		case "demo", "live":
-			return []string{env + ".tradovateapi.com", "md.tradovateapi.com"}
-		}
-		return []string{"demo.tradovateapi.com", "live.tradovateapi.com", "md.tradovateapi.com"}
-	case TypeFivepaisa:
-		return []string{"openapi.5paisa.com", "openfeed.5paisa.com", "aopenfeed.5paisa.com", "bopenfeed.5paisa.com"}
-	case TypePocketful:
-		return []string{"trade.pocketful.in"}
+// Values (a kind's hosts may depend on them).
+func (s Schema) DefaultHosts(typ string, values map[string]string) []string {
+	k, ok := s.kind(typ)
+	if !ok || k.Hosts == nil {
+		return nil
 	}
-	return nil
+	return k.Hosts(values)
 }
-
-// keyKind is how a broker key's value is written in TOML.
-type keyKind int
-
-const (
-	kindString keyKind = iota
-	kindBool
-)
 
 // schemaKeys returns the keys (besides type and hosts) an account of type
 // typ may hold, or nil for an unknown type.
-func schemaKeys(typ string) map[string]keyKind {
-	switch typ {
-	case TypeTradingo:
-		return map[string]keyKind{"client_code": kindString, "mpin": kindString, "totp_secret": kindString, "ip_address": kindString}
-	case TypeTradovate:
-		return map[string]keyKind{
-			"environment": kindString,
-			"username":    kindString, "password": kindString, "app_id": kindString, "app_version": kindString,
-			"cid": kindString, "sec": kindString, "device_id": kindString,
-			"client_id": kindString, "client_secret": kindString, "redirect_uri": kindString,
-		}
-	case TypeFivepaisa:
-		return map[string]keyKind{
-			"app_key": kindString, "user_id": kindString, "encryption_key": kindString,
-			"client_code": kindString, "pin": kindString, "totp_secret": kindString, "redirect_uri": kindString,
-		}
-	case TypePocketful:
-		return map[string]keyKind{
-			"client_id": kindString, "client_secret": kindString, "redirect_uri": kindString,
-			"scope": kindString, "fill_client_id": kindBool,
-		}
+func (s Schema) schemaKeys(typ string) map[string]auth.Key {
+	k, ok := s.kind(typ)
+	if !ok {
+		return nil
 	}
-	return nil
+	m := make(map[string]auth.Key, len(k.Keys))
+	for _, kk := range k.Keys {
+		m[kk.Name] = kk
+	}
+	return m
 }
 
 // validAccountName reports whether name matches [A-Za-z0-9_-]+.
@@ -145,11 +141,13 @@ func (p *parser) brokers(f field, listen string) ([]*Account, map[*Account]broke
 	return accts, infos
 }
 
-// acct is an account being built.
+// acct is an account being built; it is the auth.Checker a kind's Check
+// hook sees.
 type acct struct {
 	p       *parser
 	a       *Account
 	f       field
+	listen  string
 	present map[string]field // keys given in the table (type and hosts aside)
 	unset   map[string]bool  // keys whose value used an unset variable
 	bad     map[string]bool  // keys whose value was already reported
@@ -157,10 +155,22 @@ type acct struct {
 
 func (b *acct) keyName(k string) string { return append(slices.Clip(b.f.key), k).String() }
 
-// require reports each key that is absent, or present but empty. A key whose
+// Given reports whether the table holds k.
+func (b *acct) Given(k string) bool {
+	_, ok := b.present[k]
+	return ok
+}
+
+// Known reports whether k is given with a usable value.
+func (b *acct) Known(k string) bool { return b.Given(k) && !b.unset[k] && !b.bad[k] }
+
+// Value is k's value.
+func (b *acct) Value(k string) string { return b.a.Values[k] }
+
+// Require reports each key that is absent, or present but empty. A key whose
 // value came from an unset variable is not checked: the account is already
 // unconfigured, and Missing names the variable.
-func (b *acct) require(mode string, keys ...string) {
+func (b *acct) Require(mode string, keys ...string) {
 	for _, k := range keys {
 		c, ok := b.present[k]
 		switch {
@@ -173,8 +183,8 @@ func (b *acct) require(mode string, keys ...string) {
 	}
 }
 
-// forbid reports each of keys that is present.
-func (b *acct) forbid(why string, keys ...string) {
+// Forbid reports each of keys that is present.
+func (b *acct) Forbid(why string, keys ...string) {
 	for _, k := range keys {
 		if c, ok := b.present[k]; ok {
 			b.p.add(c, why)
@@ -182,9 +192,9 @@ func (b *acct) forbid(why string, keys ...string) {
 	}
 }
 
-// check runs fn on k's value when it is known and non-empty; fn returns a
+// Check runs fn on k's value when it is known and non-empty; fn returns a
 // problem message or "".
-func (b *acct) check(k string, fn func(string) string) {
+func (b *acct) Check(k string, fn func(string) string) {
 	v, ok := b.a.Values[k]
 	if !ok || v == "" || b.unset[k] {
 		return
@@ -195,15 +205,35 @@ func (b *acct) check(k string, fn func(string) string) {
 	}
 }
 
-// defaultRedirect sets redirect_uri to the proxy's own callback when the
+// Default sets k to v when the table does not give k.
+func (b *acct) Default(k, v string) {
+	if !b.Given(k) {
+		b.a.Values[k] = v
+	}
+}
+
+// DefaultRedirect sets redirect_uri to the proxy's own callback when the
 // table leaves it out (or empty).
-func (b *acct) defaultRedirect(listen string) {
+func (b *acct) DefaultRedirect() {
 	if b.unset["redirect_uri"] || b.bad["redirect_uri"] {
 		return
 	}
 	if b.a.Values["redirect_uri"] == "" {
-		b.a.Values["redirect_uri"] = "http://" + listen + "/callback/" + b.a.Name
+		b.a.Values["redirect_uri"] = "http://" + b.listen + "/callback/" + b.a.Name
 	}
+}
+
+// Problem records msg about k, or about the table when k is "".
+func (b *acct) Problem(k, msg string) {
+	if k == "" {
+		b.p.probs.add(b.a.Line, b.f.name(), msg)
+		return
+	}
+	if c, ok := b.present[k]; ok {
+		b.p.add(c, msg)
+		return
+	}
+	b.p.probs.add(b.a.Line, b.keyName(k), msg)
 }
 
 // account builds one [brokers.NAME] table.
@@ -222,7 +252,7 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 
 	typeField, ok := m["type"]
 	if !ok {
-		p.probs.add(line, f.name()+".type", `missing: set type = "tradingo", "tradovate", "fivepaisa" or "pocketful"`)
+		p.probs.add(line, f.name()+".type", "missing: set type = "+p.schema.typeList())
 		return nil, brokerInfo{}, false
 	}
 	tf := f.child("type", typeField)
@@ -234,14 +264,15 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 		p.add(tf, "the type must be known: "+missingMsg(missing))
 		return nil, brokerInfo{}, false
 	}
-	schema := schemaKeys(typ)
-	if schema == nil {
-		p.add(tf, fmt.Sprintf(`unknown type %q (use "tradingo", "tradovate", "fivepaisa" or "pocketful")`, typ))
+	kind, known := p.schema.kind(typ)
+	if !known {
+		p.add(tf, fmt.Sprintf(`unknown type %q (use %s)`, typ, p.schema.typeList()))
 		return nil, brokerInfo{}, false
 	}
+	schema := p.schema.schemaKeys(typ)
 	a.Type = typ
 
-	b := &acct{p: p, a: a, f: f, present: map[string]field{}, unset: map[string]bool{}, bad: map[string]bool{}}
+	b := &acct{p: p, a: a, f: f, listen: listen, present: map[string]field{}, unset: map[string]bool{}, bad: map[string]bool{}}
 	var hostsField *field
 	for _, c := range kids {
 		k := c.key[len(c.key)-1]
@@ -255,11 +286,11 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 			p.maxOrders(c, a)
 			continue
 		}
-		kind, known := schema[k]
+		key, known := schema[k]
 		if !known {
 			msg := "unknown key"
-			for _, other := range Types() {
-				if _, ok := schemaKeys(other)[k]; ok {
+			for _, other := range p.schema.Types() {
+				if _, ok := p.schema.schemaKeys(other)[k]; ok {
 					msg = fmt.Sprintf("unknown key for type %q", typ)
 					break
 				}
@@ -268,15 +299,15 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 			continue
 		}
 		b.present[k] = c
-		switch kind {
-		case kindBool:
+		switch key.Kind {
+		case auth.KeyBool:
 			v, ok := p.boolean(c)
 			if !ok {
 				b.bad[k] = true
 				continue
 			}
 			a.Values[k] = strconv.FormatBool(v)
-		case kindString:
+		case auth.KeyString:
 			s, missing, ok := p.rawString(c, "must be a string (every credential value is a TOML string)")
 			if !ok {
 				b.bad[k] = true
@@ -293,64 +324,13 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 		}
 	}
 
-	switch typ {
-	case TypeTradingo:
-		b.require("type tradingo", "client_code", "mpin", "totp_secret")
-		b.check("totp_secret", checkTOTPSecret)
-		b.check("ip_address", func(v string) string {
-			if net.ParseIP(v) == nil {
-				return fmt.Sprintf("%q is not an IP address", v)
-			}
-			return ""
-		})
-	case TypeTradovate:
-		b.require("type tradovate", "environment")
-		b.check("environment", func(v string) string {
-			if v != "demo" && v != "live" {
-				return fmt.Sprintf(`must be "demo" or "live", not %q`, v)
-			}
-			return ""
-		})
-		_, password := b.present["password"]
-		_, clientID := b.present["client_id"]
-		switch {
-		case password:
-			b.require("tradovate credential login", "username", "password", "app_id", "app_version", "cid", "sec")
-			b.forbid(`is for OAuth login, but "password" selects credential login: remove one of them`,
-				"client_id", "client_secret", "redirect_uri")
-		case clientID:
-			b.require("tradovate OAuth login", "client_id", "client_secret")
-			b.forbid(`is for credential login (with "password"); OAuth login (with "client_id") does not use it`,
-				"username", "app_id", "app_version", "cid", "sec", "device_id")
-			b.check("redirect_uri", checkRedirect)
-			b.defaultRedirect(listen)
-		default:
-			p.probs.add(line, f.name(), `needs either "password" (with username, app_id, app_version, cid, sec) for credential login, or "client_id" and "client_secret" for OAuth login`)
+	for _, k := range kind.Keys {
+		if k.Check != nil {
+			b.Check(k.Name, k.Check)
 		}
-	case TypeFivepaisa:
-		b.require("type fivepaisa", "app_key", "user_id", "encryption_key")
-		_, pin := b.present["pin"]
-		_, secret := b.present["totp_secret"]
-		if pin || secret {
-			b.require("fivepaisa TOTP login", "client_code", "pin", "totp_secret")
-			b.check("totp_secret", checkTOTPSecret)
-			b.forbid(`is for browser login, but "pin"/"totp_secret" select TOTP login: remove one of them`, "redirect_uri")
-		} else {
-			b.check("redirect_uri", checkRedirect)
-			b.defaultRedirect(listen)
-		}
-	case TypePocketful:
-		b.require("type pocketful", "client_id", "client_secret")
-		b.check("redirect_uri", checkRedirect)
-		b.defaultRedirect(listen)
-		if _, given := b.present["scope"]; !given {
-			a.Values["scope"] = DefaultScope
-		} else if v := a.Values["scope"]; !b.unset["scope"] && !b.bad["scope"] && strings.TrimSpace(v) == "" {
-			p.add(b.present["scope"], "must not be empty (leave it out for "+strconv.Quote(DefaultScope)+")")
-		}
-		if _, given := b.present["fill_client_id"]; !given {
-			a.Values["fill_client_id"] = "true"
-		}
+	}
+	if kind.Check != nil {
+		kind.Check(b)
 	}
 
 	info := p.accountHosts(b, hostsField)
@@ -361,42 +341,12 @@ func (p *parser) account(f field, listen string) (*Account, brokerInfo, bool) {
 	return a, info, true
 }
 
-// checkTOTPSecret checks a base32 TOTP secret; it never quotes the value.
-func checkTOTPSecret(v string) string {
-	if normalizeTOTPSecret(v) == "" {
-		return "is not a valid base32 TOTP secret (the value is not shown)"
-	}
-	return ""
-}
-
-// normalizeTOTPSecret strips spaces and padding and upper-cases a base32
-// secret; it returns "" when the result is not valid base32.
-func normalizeTOTPSecret(v string) string {
-	s := strings.ToUpper(strings.Join(strings.Fields(v), ""))
-	s = strings.TrimRight(s, "=")
-	if s == "" {
-		return ""
-	}
-	if _, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s); err != nil {
-		return ""
-	}
-	return s
-}
-
-func checkRedirect(v string) string {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Sprintf("%q must be an absolute http:// or https:// URL", v)
-	}
-	return ""
-}
-
 // accountHosts sets a.Hosts from the "hosts" key or the type's defaults.
 func (p *parser) accountHosts(b *acct, hf *field) brokerInfo {
 	a := b.a
 	// Hand the brokers the secret in the form the TOTP libraries expect.
 	if v, ok := a.Values["totp_secret"]; ok && !b.bad["totp_secret"] && !b.unset["totp_secret"] {
-		if n := normalizeTOTPSecret(v); n != "" {
+		if n := auth.NormalizeTOTPSecret(v); n != "" {
 			a.Values["totp_secret"] = n
 		}
 	}
@@ -406,7 +356,7 @@ func (p *parser) accountHosts(b *acct, hf *field) brokerInfo {
 		a.Hosts = p.hostList(*hf, a)
 	}
 	if len(a.Hosts) == 0 {
-		a.Hosts = DefaultHosts(a.Type, a.Values)
+		a.Hosts = p.schema.DefaultHosts(a.Type, a.Values)
 		info.explicit = false
 	}
 	return info

@@ -36,7 +36,7 @@ const (
 // On failure the error is an errors.Join of *Problem values, one per problem
 // found (see [Problems]); a file that cannot be read gives one Problem that
 // wraps the cause (errors.Is(err, fs.ErrNotExist) works).
-func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+func (s Schema) Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		cause := err
@@ -46,20 +46,20 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 		}
 		return nil, errors.Join(&Problem{File: path, Msg: fmt.Sprintf("cannot read the config file: %v", cause), cause: err})
 	}
-	return Parse(path, data, lookupEnv)
+	return s.Parse(path, data, lookupEnv)
 }
 
 // Parse is Load on data already read from path (path is used in Problems and
 // to resolve relative paths in the file).
-func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	p := &parser{probs: problems{file: path}, lookupEnv: lookupEnv}
+func (s Schema) Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	p := &parser{schema: s, probs: problems{file: path}, lookupEnv: lookupEnv}
 	var root map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &root)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			msg := "syntax error: " + pe.Message
-			if IsSecretKey(pe.LastKey) {
+			if s.IsSecretKey(pe.LastKey) {
 				// The parser's message may quote the broken value.
 				msg = "syntax error in the value of " + pe.LastKey + " (not shown: it is a secret)"
 			}
@@ -80,6 +80,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 // parser walks one decoded document. Every value is reached through a
 // toml.Primitive, so the library's own key positions give exact lines.
 type parser struct {
+	schema    Schema
 	md        toml.MetaData
 	probs     problems
 	lookupEnv func(string) (string, bool)
@@ -396,7 +397,7 @@ func (p *parser) config(path string, root map[string]toml.Primitive) *Config {
 	}
 
 	// Cross-table checks.
-	if listenOK && cfg.ProxyAuth == nil && !isLoopbackListen(cfg.Listen) {
+	if listenOK && cfg.ProxyAuth == nil && !IsLoopbackListen(cfg.Listen) {
 		f := top["listen"]
 		p.add(f, fmt.Sprintf("%q is not a loopback address: add [proxy_auth] users so that only they can use the proxy, or listen on 127.0.0.1", cfg.Listen))
 	}
@@ -477,9 +478,9 @@ func (p *parser) checkListen(f field, s string) bool {
 	return true
 }
 
-// isLoopbackListen reports whether a listen address only accepts local
+// IsLoopbackListen reports whether a listen address only accepts local
 // connections: 127.0.0.0/8, ::1 or localhost.
-func isLoopbackListen(listen string) bool {
+func IsLoopbackListen(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return false

@@ -67,7 +67,7 @@ type Limits struct {
 // Account is one [brokers.NAME] table.
 type Account struct {
 	Name  string
-	Type  string   // tradingo | tradovate | fivepaisa | pocketful
+	Type  string   // one of the Schema's kinds (auth.Kind.Type)
 	Hosts []string // lower-case; the type's defaults unless "hosts" was given
 	Line  int      // line of the [brokers.NAME] header
 

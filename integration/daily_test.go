@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 )
 
 // waitOutput waits (bounded) until the proxy has printed want.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/authproxy/authproxy/integration/fakes/pocketful"
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
+	"github.com/authproxy/authproxy/internal/fakebroker/pocketful"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 )
 
 // The dashboard in a real browser: headless Chromium renders the accounts

@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/integration/fakes/faulty"
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
-	"github.com/authproxy/authproxy/integration/fakes/pocketful"
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
-	tvfake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
+	"github.com/authproxy/authproxy/internal/fakebroker/pocketful"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
+	tvfake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 // faultTimeout is [upstream] timeout in the fault suite: small, so that a

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
 )
 
 const (

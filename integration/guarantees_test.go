@@ -37,10 +37,10 @@ import (
 	"testing"
 	"time"
 
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
-	"github.com/authproxy/authproxy/integration/fakes/pocketful"
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
-	tvfake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
+	"github.com/authproxy/authproxy/internal/fakebroker/pocketful"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
+	tvfake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 // kill9 kills p with SIGKILL and waits for it.

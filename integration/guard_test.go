@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 )
 
 const (

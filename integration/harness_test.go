@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 )
 
 // binary is the authproxy built once for the whole package.

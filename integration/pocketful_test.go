@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/pocketful"
+	"github.com/authproxy/authproxy/internal/fakebroker/pocketful"
 )
 
 const (

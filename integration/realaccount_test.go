@@ -14,7 +14,7 @@ import (
 
 	"github.com/authproxy/authproxy/integration/fakes/egress"
 	"github.com/authproxy/authproxy/integration/fakes/faulty"
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
 )
 
 // withEgress adds `proxy = url` to the config's [upstream] table.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/authproxy/authproxy/integration/fakes/egress"
-	tvfake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	tvfake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 // TestRealAccountTradovate: a Tradovate account without device_id gets a

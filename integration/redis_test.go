@@ -22,7 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authproxy/authproxy/auth/redisstore/redistest"
-	tvfake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	tvfake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 // Credentials of the shared Tradovate account (this file's own, so that it

@@ -20,9 +20,9 @@ import (
 
 	"github.com/coder/websocket"
 
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
-	"github.com/authproxy/authproxy/integration/fakes/pocketful"
-	tvfake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
+	"github.com/authproxy/authproxy/internal/fakebroker/pocketful"
+	tvfake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 // Streaming: unmodified WebSocket clients (a Go one on github.com/coder/websocket

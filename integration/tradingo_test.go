@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 )
 
 const (

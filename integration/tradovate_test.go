@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	tvfake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	tvfake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 const (

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 )
 
 // The README's first command: `authproxy demo` runs with no setup, shows

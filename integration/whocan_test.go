@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/certs"
-	"github.com/authproxy/authproxy/integration/fakes/tradingo"
+	"github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 )
 
 // This file pins DESIGN.md "Who may get credentials" from the outside: a

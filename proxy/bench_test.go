@@ -17,7 +17,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/certs"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 )
 
 // This file holds the hot-path micro-benchmarks (see BENCHMARKS.md) and the

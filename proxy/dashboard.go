@@ -242,7 +242,7 @@ func (d *Dashboard) view() dashView {
 
 // dashRowFor renders one account's status in words.
 func dashRowFor(a AccountStatus, today dayCounts, now time.Time) dashRow {
-	row := dashRow{Name: a.Name, Broker: brokerName(a.Type), RequestsToday: today.requests,
+	row := dashRow{Name: a.Name, Broker: brokerName(a), RequestsToday: today.requests,
 		LoginsToday: today.logins + today.renewals}
 	row.State, row.StateClass, row.Detail = stateWords(a, now)
 	if a.Interactive {
@@ -331,18 +331,12 @@ func stateWords(a AccountStatus, now time.Time) (words, class, detail string) {
 	return a.State, "idle", clip(reason, 160)
 }
 
-func brokerName(typ string) string {
-	switch typ {
-	case "tradingo":
-		return "Tradingo"
-	case "tradovate":
-		return "Tradovate"
-	case "fivepaisa":
-		return "5paisa"
-	case "pocketful":
-		return "Pocketful"
+// brokerName is the broker's display name, or its type when it has none.
+func brokerName(a AccountStatus) string {
+	if a.Display != "" {
+		return a.Display
 	}
-	return typ
+	return a.Type
 }
 
 // countdown formats seconds left like the page's script does.

@@ -75,10 +75,10 @@ func sampleReport(now time.Time) StatusReport {
 	exp := now.Add(5*time.Hour + 2*time.Minute)
 	soon := now.Add(10 * time.Minute)
 	return StatusReport{Listen: "127.0.0.1:8899", Time: now, OpenTunnels: 2, Accounts: []AccountStatus{
-		{Name: "fivepaisa", Type: "fivepaisa", State: "unconfigured", Missing: []string{"FIVEPAISA_APP_KEY"}},
-		{Name: "pocketful", Type: "pocketful", State: "ready", Interactive: true, LoginURL: "http://127.0.0.1:8899/login/pocketful", Expiry: &soon},
-		{Name: "tradingo", Type: "tradingo", State: "ready", Expiry: &exp, Requests: map[string]int64{"ok": 7, "upstream_error": 1}, Logins: 1},
-		{Name: "tradovate", Type: "tradovate", State: "error", Reason: "login for \"tradovate\" refused: <script>alert(1)</script>",
+		{Name: "fivepaisa", Type: "fivepaisa", Display: "5paisa", State: "unconfigured", Missing: []string{"FIVEPAISA_APP_KEY"}},
+		{Name: "pocketful", Type: "pocketful", Display: "Pocketful", State: "ready", Interactive: true, LoginURL: "http://127.0.0.1:8899/login/pocketful", Expiry: &soon},
+		{Name: "tradingo", Type: "tradingo", Display: "Tradingo", State: "ready", Expiry: &exp, Requests: map[string]int64{"ok": 7, "upstream_error": 1}, Logins: 1},
+		{Name: "tradovate", Type: "tradovate", Display: "Tradovate", State: "error", Reason: "login for \"tradovate\" refused: <script>alert(1)</script>",
 			LastError: "login for \"tradovate\" refused: <script>alert(1)</script>"},
 	}}
 }

@@ -68,6 +68,7 @@ func (p *Proxy) requireUser(h http.HandlerFunc) http.HandlerFunc {
 type AccountStatus struct {
 	Name             string           `json:"name"`
 	Type             string           `json:"type"`
+	Display          string           `json:"-"` // the broker's name for people
 	State            string           `json:"state"`
 	Reason           string           `json:"reason,omitempty"`
 	Hosts            []string         `json:"hosts"`
@@ -121,7 +122,7 @@ func (p *Proxy) Status() StatusReport {
 }
 
 func (p *Proxy) accountStatus(a *Account, now time.Time) AccountStatus {
-	as := AccountStatus{Name: a.Name, Type: a.Type, Hosts: a.Hosts, Missing: a.Missing, Requests: a.requests.snapshot()}
+	as := AccountStatus{Name: a.Name, Type: a.Type, Display: a.Display, Hosts: a.Hosts, Missing: a.Missing, Requests: a.requests.snapshot()}
 	if ia, ok := a.Broker.(auth.Interactive); ok && ia.NeedsBrowser() {
 		as.Interactive = true
 		as.LoginURL = p.loginURL(a.Name)

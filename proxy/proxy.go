@@ -45,6 +45,7 @@ type TokenSource interface {
 type Account struct {
 	Name    string
 	Type    string
+	Display string   // the broker's name for people ("5paisa")
 	Hosts   []string // lower-case names or "*.domain" patterns
 	Broker  auth.Broker
 	Source  TokenSource // nil when Missing is non-empty

@@ -66,7 +66,6 @@ import (
 	"net"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -301,13 +300,13 @@ func (b *Broker) post(ctx context.Context, op, p string, body []byte, bearer str
 		}
 		if errors.Is(err, ErrUnreadable) && resp.StatusCode != http.StatusTooManyRequests {
 			b.log.WarnContext(ctx, "angelone "+op+" answer unreadable", "status", resp.StatusCode)
-			return nil, fmt.Errorf("angelone %s for %q: %s: %w", op, b.cfg.Account, statusText(resp.StatusCode), ErrUnreadable)
+			return nil, fmt.Errorf("angelone %s for %q: %s: %w", op, b.cfg.Account, auth.StatusText(resp.StatusCode), ErrUnreadable)
 		}
 		le.Account = b.cfg.Account
 		le.Message = b.scrub(le.Message, scrub...)
 		b.log.WarnContext(ctx, "angelone "+op+" refused", "status", resp.StatusCode, "message", le.Message)
 		if resp.StatusCode == http.StatusTooManyRequests || strings.Contains(strings.ToLower(le.Message), "exceeding access rate") {
-			return nil, &auth.RateLimitError{Account: b.cfg.Account, Until: b.now().Add(retryAfter(resp.Header.Get("Retry-After"))), Message: le.Message}
+			return nil, &auth.RateLimitError{Account: b.cfg.Account, Until: b.now().Add(auth.RetryAfterWithin(resp.Header.Get("Retry-After"), b.now(), time.Minute, time.Second, time.Hour)), Message: le.Message}
 		}
 		return nil, le
 	}
@@ -380,7 +379,7 @@ func ParseSession(status int, body []byte) (Session, error) {
 	}
 	var a answer
 	if err := json.Unmarshal(bytes.TrimSpace(body), &a); err != nil || (a.Status == nil && a.Success == nil && a.Message == "") {
-		return Session{}, &auth.LoginError{StatusCode: status, Message: "unreadable answer: " + statusText(status), Err: ErrUnreadable}
+		return Session{}, &auth.LoginError{StatusCode: status, Message: "unreadable answer: " + auth.StatusText(status), Err: ErrUnreadable}
 	}
 	if status < 200 || status > 299 || !a.ok() {
 		msg := auth.BrokerMessage(a.Message)
@@ -388,7 +387,7 @@ func ParseSession(status int, body []byte) (Session, error) {
 			msg = strings.TrimSpace(msg + " (" + c + ")")
 		}
 		if msg == "" {
-			msg = statusText(status)
+			msg = auth.StatusText(status)
 		}
 		return fail(msg)
 	}
@@ -544,21 +543,4 @@ func requestHost(r *http.Request) string {
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
 	return auth.BrokerMessage(msg, append([]string{b.cfg.PIN.Reveal(), b.cfg.APIKey.Reveal(), b.cfg.TOTPSecret.Reveal()}, extra...)...)
-}
-
-// retryAfter reads Retry-After seconds, bounded to [1s, 1h]; a minute when
-// absent.
-func retryAfter(v string) time.Duration {
-	d := time.Minute
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		d = time.Duration(n) * time.Second
-	}
-	return min(max(d, time.Second), time.Hour)
-}
-
-func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return "HTTP " + strconv.Itoa(status) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(status)
 }

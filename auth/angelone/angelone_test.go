@@ -15,8 +15,8 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
 	fakeao "github.com/authproxy/authproxy/internal/fakebroker/angelone"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 )
 
 const (

@@ -426,13 +426,13 @@ func (s *session) post(ctx context.Context, op, target string, payload any, scru
 		msg = d
 	}
 	if msg == "" {
-		msg = op + ": " + statusText(resp.StatusCode)
+		msg = op + ": " + auth.StatusText(resp.StatusCode)
 	}
 	msg = s.clean(msg, scrub)
 	s.log.WarnContext(ctx, "fivepaisa login refused", "call", op, "status", resp.StatusCode, "message", msg)
 	if resp.StatusCode == http.StatusTooManyRequests {
 		now := s.now()
-		return nil, &auth.RateLimitError{Account: s.account, Until: now.Add(retryAfter(resp.Header.Get("Retry-After"), now)), Message: msg}
+		return nil, &auth.RateLimitError{Account: s.account, Until: now.Add(auth.RetryAfterWithin(resp.Header.Get("Retry-After"), now, defaultLockout, time.Second, time.Hour)), Message: msg}
 	}
 	return nil, &auth.LoginError{Account: s.account, StatusCode: resp.StatusCode, Message: msg}
 }
@@ -709,24 +709,4 @@ func (s *session) Bypass(r *http.Request) bool {
 	}
 	last := path.Base(path.Clean("/" + r.URL.Path))
 	return strings.EqualFold(last, "TOTPLogin") || strings.EqualFold(last, "GetAccessToken")
-}
-
-func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return "HTTP " + strconv.Itoa(status) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(status)
-}
-
-// retryAfter reads a Retry-After value (seconds or an HTTP date), bounded to
-// [1s, 1h]; defaultLockout when absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	d := defaultLockout
-	if n, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, time.Second), time.Hour)
 }

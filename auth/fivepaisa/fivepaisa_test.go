@@ -16,8 +16,8 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
 )
 
 type clock = authtest.Clock

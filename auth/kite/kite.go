@@ -273,7 +273,7 @@ func ParseSession(status int, body []byte) (Session, error) {
 	var env envelope
 	if err := json.Unmarshal(bytes.TrimSpace(body), &env); err != nil {
 		if status < 200 || status > 299 {
-			return fail("unreadable answer: " + statusText(status))
+			return fail("unreadable answer: " + auth.StatusText(status))
 		}
 		return fail("unreadable session answer")
 	}
@@ -281,7 +281,7 @@ func ParseSession(status int, body []byte) (Session, error) {
 		msg := auth.BrokerMessage(strings.TrimSpace(env.ErrorType + ": " + env.Message))
 		msg = strings.Trim(msg, ": ")
 		if msg == "" {
-			msg = statusText(status)
+			msg = auth.StatusText(status)
 		}
 		return fail(msg)
 	}
@@ -409,11 +409,4 @@ func requestHost(r *http.Request) string {
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
 	return auth.BrokerMessage(msg, append([]string{b.cfg.APISecret.Reveal()}, extra...)...)
-}
-
-func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return "HTTP " + strconv.Itoa(status) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(status)
 }

@@ -246,7 +246,7 @@ func (b *Broker) exchangeError(err error, code string) error {
 		}
 		msg = b.scrub(auth.BrokerMessage(msg), code)
 		if msg == "" {
-			msg = "the token endpoint answered " + statusText(status)
+			msg = "the token endpoint answered " + auth.StatusText(status)
 		}
 		b.log.Warn("pocketful code exchange refused", "status", status, "message", msg)
 		return &auth.LoginError{Account: b.cfg.Account, StatusCode: status, Message: msg}
@@ -292,7 +292,7 @@ func (b *Broker) tradingInfo(ctx context.Context, access auth.Secret) (string, e
 	var ans tradingInfoAnswer
 	jerr := json.Unmarshal(raw, &ans)
 	if resp.StatusCode != http.StatusOK || jerr != nil || ans.Status != "success" {
-		msg := statusText(resp.StatusCode)
+		msg := auth.StatusText(resp.StatusCode)
 		if jerr == nil && (ans.ErrorType != "" || ans.Message != "") {
 			msg += ": " + auth.BrokerMessage(strings.TrimSpace(ans.ErrorType+" "+ans.Message))
 		}
@@ -461,11 +461,4 @@ func (b *Broker) scrub(msg string, extra ...string) string {
 		}
 	}
 	return msg
-}
-
-func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return "HTTP " + strconv.Itoa(status) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(status)
 }

@@ -16,8 +16,8 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
-	fakepf "github.com/authproxy/authproxy/integration/fakes/pocketful"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	fakepf "github.com/authproxy/authproxy/internal/fakebroker/pocketful"
 )
 
 type clock = authtest.Clock

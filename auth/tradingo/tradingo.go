@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -210,7 +209,7 @@ func (b *Broker) Login(ctx context.Context) (*auth.Token, error) {
 		if resp.StatusCode == http.StatusTooManyRequests {
 			return nil, &auth.RateLimitError{
 				Account: b.cfg.Account,
-				Until:   b.now().Add(retryAfter(resp.Header.Get("Retry-After"), b.now())),
+				Until:   b.now().Add(auth.RetryAfterWithin(resp.Header.Get("Retry-After"), b.now(), defaultLockout, time.Second, time.Hour)),
 				Message: le.Message,
 			}
 		}
@@ -249,19 +248,6 @@ func (b *Broker) scrub(msg, code string) string {
 		}
 	}
 	return msg
-}
-
-// retryAfter reads a Retry-After value (seconds or an HTTP date), bounded to
-// [1s, 1h]; defaultLockout when absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	d := defaultLockout
-	if n, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, time.Second), time.Hour)
 }
 
 // Inject sets "Authorization: Bearer <token>" on r, first removing every
@@ -358,7 +344,7 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 	var env loginEnvelope
 	if err := json.Unmarshal(bytes.TrimSpace(body), &env); err != nil || (env.IsError == nil && env.StatusCode == nil) {
 		if status < 200 || status > 299 {
-			return "", &auth.LoginError{StatusCode: status, Message: "unreadable error response: " + statusText(status), Err: auth.ErrBrokerFault}
+			return "", &auth.LoginError{StatusCode: status, Message: "unreadable error response: " + auth.StatusName(status), Err: auth.ErrBrokerFault}
 		}
 		return "", &auth.LoginError{StatusCode: status, Message: "unreadable login response", Err: auth.ErrBrokerFault}
 	}
@@ -371,7 +357,7 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 	}
 	if status < 200 || status > 299 {
 		if msg == "" {
-			msg = statusText(status)
+			msg = auth.StatusName(status)
 		}
 		return fail(msg)
 	}
@@ -397,13 +383,6 @@ func ParseLoginResponse(status int, body []byte) (token string, err error) {
 		return fail("login response has a malformed access token")
 	}
 	return tok, nil
-}
-
-func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return t
-	}
-	return "HTTP " + strconv.Itoa(status)
 }
 
 // Restore marks the TOTP step of a token obtained by an earlier run as

@@ -16,8 +16,8 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
-	faketradingo "github.com/authproxy/authproxy/integration/fakes/tradingo"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	faketradingo "github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 	"github.com/pquerna/otp/totp"
 )
 

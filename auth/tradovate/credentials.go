@@ -276,10 +276,10 @@ func (b *Broker) attempt(ctx context.Context, ticket string) (*auth.Token, *pena
 	msg := b.clean(ans.ErrorText)
 	switch {
 	case resp.StatusCode >= 500:
-		return nil, nil, fmt.Errorf("tradovate login for %q: %s from %s", b.cfg.Account, statusText(resp.StatusCode), req.URL.Host)
+		return nil, nil, fmt.Errorf("tradovate login for %q: %s from %s", b.cfg.Account, auth.StatusText(resp.StatusCode), req.URL.Host)
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		if msg == "" {
-			msg = statusText(resp.StatusCode)
+			msg = auth.StatusText(resp.StatusCode)
 		}
 		b.log.WarnContext(ctx, "tradovate login refused", "status", resp.StatusCode, "message", msg)
 		return nil, nil, &auth.LoginError{Account: b.cfg.Account, StatusCode: resp.StatusCode, Message: msg}
@@ -313,10 +313,7 @@ func (b *Broker) lockout(resp *http.Response, ans tokenResponse) *auth.RateLimit
 		}
 		return &auth.RateLimitError{Account: b.cfg.Account, Until: now.Add(Lockout), Message: msg}
 	case http.StatusTooManyRequests:
-		d := Lockout
-		if ra, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
-			d = ra
-		}
+		d := auth.RetryAfterWithin(resp.Header.Get("Retry-After"), now, Lockout, time.Second, 24*time.Hour)
 		return &auth.RateLimitError{Account: b.cfg.Account, Until: now.Add(d),
 			Message: "HTTP 429: Tradovate's request limit was exceeded"}
 	}
@@ -425,10 +422,10 @@ func (b *Broker) Refresh(ctx context.Context, old *auth.Token) (*auth.Token, err
 	}
 	switch {
 	case resp.StatusCode >= 500:
-		return nil, fmt.Errorf("tradovate renewal for %q: %s from %s", b.cfg.Account, statusText(resp.StatusCode), req.URL.Host)
+		return nil, fmt.Errorf("tradovate renewal for %q: %s from %s", b.cfg.Account, auth.StatusText(resp.StatusCode), req.URL.Host)
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		if msg == "" {
-			msg = statusText(resp.StatusCode)
+			msg = auth.StatusText(resp.StatusCode)
 		}
 		return impossible(fmt.Sprintf("refused (HTTP %d): %s", resp.StatusCode, msg))
 	case jsonErr != nil:

@@ -11,7 +11,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/tradovate"
-	fake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	fake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 func TestLogin(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/auth/tradovate"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
-	fake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	fake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 type clock = authtest.Clock

@@ -246,16 +246,13 @@ func (b *OAuthBroker) failure(ctx context.Context, op string, err error, refresh
 		msg += re.ErrorDescription
 	}
 	if msg == "" {
-		msg = statusText(status)
+		msg = auth.StatusText(status)
 	}
 	msg = auth.BrokerMessage(msg, b.secret, spent)
 	b.log.WarnContext(ctx, "tradovate "+op+" refused", "status", status, "message", msg)
 	switch {
 	case status == http.StatusTooManyRequests:
-		d := Lockout
-		if ra, ok := retryAfter(hdr.Get("Retry-After"), b.now()); ok {
-			d = ra
-		}
+		d := auth.RetryAfterWithin(hdr.Get("Retry-After"), b.now(), Lockout, time.Second, 24*time.Hour)
 		return &auth.RateLimitError{Account: b.cfg.Account, Until: b.now().Add(d), Message: "HTTP 429: " + msg}
 	case status >= 500 && re.ErrorCode == "":
 		return fmt.Errorf("tradovate %s for %q: %s", op, b.cfg.Account, msg)

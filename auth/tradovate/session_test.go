@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	fake "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	fake "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 )
 
 // TestClosedSessionIsToldFromAnOutage: a closed session answers 408 (as the

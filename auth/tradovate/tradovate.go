@@ -45,7 +45,6 @@ import (
 	"net"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -177,24 +176,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// retryAfter reads a Retry-After value (seconds or an HTTP date) bounded to
-// [1s, 24h]; ok is false when it is absent or unreadable.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(min(max(n, 0), 24*3600)) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	return min(max(d, time.Second), 24*time.Hour), true
-}
-
 // validToken reports whether s can go into an Authorization header as is:
 // printable ASCII without spaces or commas, bounded in length.
 func validToken(s string) bool {
@@ -207,11 +188,4 @@ func validToken(s string) bool {
 		}
 	}
 	return true
-}
-
-func statusText(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return "HTTP " + strconv.Itoa(code) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(code)
 }

@@ -241,7 +241,7 @@ func (b *Broker) exchangeError(ctx context.Context, err error, code string) erro
 			msg = auth.BrokerMessage(strings.TrimSuffix(re.ErrorCode+": "+re.ErrorDescription, ": "))
 		}
 		if msg == "" {
-			msg = statusText(status)
+			msg = auth.StatusText(status)
 		}
 		msg = b.scrub(msg, code)
 		b.log.WarnContext(ctx, "upstox code exchange refused", "status", status, "message", msg)
@@ -352,11 +352,4 @@ func NextReset(t time.Time) time.Time { return auth.NextIST(t, 3, 30) }
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
 	return auth.BrokerMessage(msg, append([]string{b.cfg.ClientSecret.Reveal()}, extra...)...)
-}
-
-func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return "HTTP " + strconv.Itoa(status) + " " + t
-	}
-	return "HTTP " + strconv.Itoa(status)
 }

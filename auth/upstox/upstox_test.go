@@ -14,7 +14,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 	fakeup "github.com/authproxy/authproxy/internal/fakebroker/upstox"
 )
 

@@ -20,12 +20,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authproxy/authproxy/config"
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
-	fake5p "github.com/authproxy/authproxy/integration/fakes/fivepaisa"
-	fakepf "github.com/authproxy/authproxy/integration/fakes/pocketful"
-	faketg "github.com/authproxy/authproxy/integration/fakes/tradingo"
-	faketv "github.com/authproxy/authproxy/integration/fakes/tradovate"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
+	fakepf "github.com/authproxy/authproxy/internal/fakebroker/pocketful"
+	faketg "github.com/authproxy/authproxy/internal/fakebroker/tradingo"
+	faketv "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
 	"github.com/authproxy/authproxy/proxy"
 )
 
@@ -154,7 +153,7 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	vars := demoVars()
-	cfg, err := config.Load(cfgPath, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	cfg, err := schema().Load(cfgPath, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {
 		return &configError{path: cfgPath, err: err}
 	}

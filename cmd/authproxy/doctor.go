@@ -731,15 +731,8 @@ func (d *doctor) checkAccounts(ctx context.Context) {
 // browserOnly reports whether an account logs in only through a browser,
 // judged from its config (for when the proxy is not running).
 func browserOnly(a *config.Account) bool {
-	switch a.Type {
-	case "pocketful":
-		return true
-	case "fivepaisa":
-		return a.Get("pin") == "" && a.Get("totp_secret") == ""
-	case "tradovate":
-		return a.Get("client_id") != "" && a.Get("password") == ""
-	}
-	return false
+	k, ok := kindOf(a.Type)
+	return ok && k.BrowserLogin != nil && k.BrowserLogin(a.Values)
 }
 
 func humanExpiry(d time.Duration) string {

@@ -3,30 +3,9 @@ package main
 import (
 	"log/slog"
 
-	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/auth/fivepaisa"
-	"github.com/authproxy/authproxy/auth/pocketful"
-	"github.com/authproxy/authproxy/auth/tradingo"
-	"github.com/authproxy/authproxy/auth/tradovate"
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/guard"
 )
-
-// typeOrders is a broker type's order declaration, for accounts that have no
-// Broker value (unconfigured ones).
-func typeOrders(typ string) auth.Routes {
-	switch typ {
-	case "tradingo":
-		return tradingo.Orders()
-	case "tradovate":
-		return tradovate.Orders()
-	case "fivepaisa":
-		return fivepaisa.Orders()
-	case "pocketful":
-		return pocketful.Orders()
-	}
-	return nil
-}
 
 // newGuard opens the order guard for cfg's accounts.
 func newGuard(cfg *config.Config, logger *slog.Logger) (*guard.Guard, error) {

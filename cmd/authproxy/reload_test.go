@@ -19,7 +19,7 @@ func loadTestConfig(t *testing.T, dir, body string) *config.Config {
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path, func(string) (string, bool) { return "", false })
+	cfg, err := schema().Load(path, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"strings"
-
-	"github.com/authproxy/authproxy/config"
 )
 
 // editDistance is the Levenshtein distance between a and b (bytes).
@@ -75,11 +73,11 @@ func suggestKey(dotted string, accountType func(name string) string) string {
 	case len(parts) == 3 && parts[0] == "brokers":
 		typ := accountType(parts[1])
 		if typ == "" {
-			for _, t := range config.Types() {
-				candidates = append(candidates, config.AccountKeys(t)...)
+			for _, t := range schema().Types() {
+				candidates = append(candidates, schema().AccountKeys(t)...)
 			}
 		} else {
-			candidates = config.AccountKeys(typ)
+			candidates = schema().AccountKeys(typ)
 		}
 		candidates = append(candidates, "max_orders_per_second")
 	}

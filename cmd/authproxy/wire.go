@@ -6,18 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
-	"github.com/authproxy/authproxy/auth/fivepaisa"
-	"github.com/authproxy/authproxy/auth/pocketful"
 	"github.com/authproxy/authproxy/auth/redisstore"
-	"github.com/authproxy/authproxy/auth/tradingo"
-	"github.com/authproxy/authproxy/auth/tradovate"
 	"github.com/authproxy/authproxy/certs"
 	"github.com/authproxy/authproxy/config"
 	"github.com/authproxy/authproxy/proxy"
@@ -53,14 +48,14 @@ func loadConfig(c *commonFlags, e env) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(path, e.lookupEnv)
+	cfg, err := schema().Load(path, e.lookupEnv)
 	if err != nil {
 		return nil, &configError{path: path, err: err}
 	}
 	if c.listen != "" {
 		// The same rule as listen in rules.toml: a flag must not open the
 		// proxy to the network behind the config's back.
-		if cfg.ProxyAuth == nil && !loopbackListen(c.listen) {
+		if cfg.ProxyAuth == nil && !config.IsLoopbackListen(c.listen) {
 			return nil, fmt.Errorf("--listen %q is not a loopback address: add [proxy_auth] users to %s so that only they can use the proxy, or listen on 127.0.0.1", c.listen, path)
 		}
 		cfg.Listen = c.listen
@@ -73,20 +68,6 @@ func loadConfig(c *commonFlags, e env) (*config.Config, error) {
 		cfg.StateDir = abs
 	}
 	return cfg, nil
-}
-
-// loopbackListen reports whether a listen address accepts only local
-// connections: 127.0.0.0/8, ::1 or localhost.
-func loopbackListen(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // configError prints every problem on its own line.
@@ -127,7 +108,11 @@ func newLogger(w io.Writer, c *commonFlags) *slog.Logger {
 // knownDomains are the brokers' registrable domains; the local CA's name
 // constraints always permit them, so adding an account never needs a new CA.
 func knownDomains() []string {
-	return []string{"swastika.co.in", "tradovateapi.com", "tradovate.com", "5paisa.com", "pocketful.in"}
+	var out []string
+	for _, k := range kinds() {
+		out = append(out, k.Domains...)
+	}
+	return out
 }
 
 // permittedDomains derives the CA's name constraints from the config.
@@ -229,16 +214,21 @@ func wire(ctx context.Context, cfg *config.Config, logger *slog.Logger, now func
 // saved token when loadSaved) and appends them to w.
 func (w *wiring) addAccount(ctx context.Context, a *config.Account, now func() time.Time, loadSaved bool, onEvent []func(auth.Event)) error {
 	cfg, logger := w.cfg, w.log
-	pa := &proxy.Account{Name: a.Name, Type: a.Type, Hosts: a.Hosts, Missing: a.Missing, RedirectURI: a.Get("redirect_uri")}
-	pa.Orders = typeOrders(a.Type)
+	kind, ok := kindOf(a.Type)
+	if !ok {
+		return fmt.Errorf("account %q: broker type %q is not supported", a.Name, a.Type)
+	}
+	pa := &proxy.Account{Name: a.Name, Type: a.Type, Display: kind.Display, Hosts: a.Hosts, Missing: a.Missing, RedirectURI: a.Get("redirect_uri")}
+	pa.Orders = kind.Orders
 	w.accounts = append(w.accounts, pa)
 	if !a.Configured() {
-		pa.Bypass = typeBypass(a.Type)
+		pa.Bypass = kind.Bypass
 		logger.Warn("account is unconfigured: its requests get not_configured", "account", a.Name,
 			"type", a.Type, "missing", strings.Join(a.Missing, ","))
 		return nil
 	}
-	b, err := newBroker(a, w.client, now, logger, cfg.StateDir)
+	b, err := kind.New(auth.Settings{Account: a.Name, Values: a.Values},
+		auth.Deps{Client: w.client, Now: now, Logger: logger, StateDir: cfg.StateDir})
 	if err != nil {
 		return fmt.Errorf("account %q: %w", a.Name, err)
 	}
@@ -296,47 +286,5 @@ func newStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (aut
 		return s, nil
 	default:
 		return nil, fmt.Errorf("[store] kind %q is not supported by this build", cfg.Store.Kind)
-	}
-}
-
-// typeBypass recognises a broker type's own login endpoints without any
-// credentials, so clients can still log in themselves through the proxy
-// while the account is unconfigured.
-func typeBypass(typ string) func(*http.Request) bool {
-	var b auth.Bypasser
-	switch typ {
-	case "tradingo":
-		b = &tradingo.Broker{}
-	case "tradovate":
-		b = &tradovate.Broker{}
-	case "fivepaisa":
-		b = &fivepaisa.Broker{}
-	case "pocketful":
-		b = &pocketful.Broker{}
-	default:
-		return nil
-	}
-	return b.Bypass
-}
-
-// newBroker is the factory: one case per broker type.
-func newBroker(a *config.Account, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger, stateDir string) (auth.Broker, error) {
-	switch a.Type {
-	case "tradingo":
-		return tradingo.New(tradingo.Config{
-			Account:    a.Name,
-			ClientCode: a.Get("client_code"),
-			MPIN:       a.Secret("mpin"),
-			TOTPSecret: a.Secret("totp_secret"),
-			IPAddress:  a.Get("ip_address"),
-		}, client, now, logger)
-	case "tradovate":
-		return newTradovateBroker(a, client, now, logger, stateDir)
-	case "fivepaisa":
-		return newFivepaisaBroker(a, client, now, logger)
-	case "pocketful":
-		return newPocketfulBroker(a, client, now, logger)
-	default:
-		return nil, fmt.Errorf("broker type %q is not supported", a.Type)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 )
 
 // brokerHost is the real Tradingo API host the origin impersonates.

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakeca"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 )
 
 // originRef is how the bench uses the origin, wherever it runs: in this

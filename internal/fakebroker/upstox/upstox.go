@@ -34,7 +34,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
 	"github.com/authproxy/authproxy/internal/fakebroker/record"
 )
 

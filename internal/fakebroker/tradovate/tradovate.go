@@ -46,7 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
 )
 
 // Host names the fake answers for.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
 
 	"github.com/coder/websocket"
 )

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
 )
 
 // isOrderPath reports whether p (lower case) is one of Tradovate's order

@@ -36,7 +36,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"

@@ -39,7 +39,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/authproxy/authproxy/integration/fakes/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
 )
 
 // Endpoint paths.

@@ -1,4 +1,4 @@
-package main
+package tradovate
 
 import (
 	"crypto/rand"
