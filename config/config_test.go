@@ -321,6 +321,44 @@ sec = "x${SEC}"`,
 				"fill_client_id": "false", "redirect_uri": "http://127.0.0.1:8899/callback/acct"},
 			wantMissing: []string{"HOST2"},
 		},
+		{
+			name:       "kite defaults",
+			src:        `type = "kite"` + "\n" + `api_key = "kitekey1"` + "\n" + `api_secret = "${SECRET}"`,
+			env:        []string{"SECRET", "ks"},
+			wantType:   "kite",
+			wantHosts:  []string{"api.kite.trade", "ws.kite.trade"},
+			wantValues: map[string]string{"api_key": "kitekey1", "api_secret": "ks", "redirect_uri": "http://127.0.0.1:8899/callback/acct"},
+		},
+		{
+			name:       "kite registered redirect",
+			src:        `type = "kite"` + "\n" + `api_key = "kitekey1"` + "\n" + `api_secret = "ks"` + "\n" + `redirect_uri = "http://127.0.0.1:9000/callback/acct"`,
+			wantType:   "kite",
+			wantHosts:  []string{"api.kite.trade", "ws.kite.trade"},
+			wantValues: map[string]string{"api_key": "kitekey1", "api_secret": "ks", "redirect_uri": "http://127.0.0.1:9000/callback/acct"},
+		},
+		{
+			name:       "angelone",
+			src:        `type = "angelone"` + "\n" + `api_key = "${KEY}"` + "\n" + `client_code = "A123456"` + "\n" + `pin = "1234"` + "\n" + `totp_secret = "jbsw y3dp ehpk 3pxp"`,
+			env:        []string{"KEY", "SmartKey9"},
+			wantType:   "angelone",
+			wantHosts:  []string{"apiconnect.angelone.in", "smartapisocket.angelone.in"},
+			wantValues: map[string]string{"api_key": "SmartKey9", "client_code": "A123456", "pin": "1234", "totp_secret": goodTOTP},
+		},
+		{
+			name:        "angelone unconfigured",
+			src:         `type = "angelone"` + "\n" + `api_key = "${KEY}"` + "\n" + `client_code = "A123456"` + "\n" + `pin = "${PIN}"` + "\n" + `totp_secret = "${TOTP}"`,
+			wantType:    "angelone",
+			wantHosts:   []string{"apiconnect.angelone.in", "smartapisocket.angelone.in"},
+			wantValues:  map[string]string{"api_key": "", "client_code": "A123456", "pin": "", "totp_secret": ""},
+			wantMissing: []string{"KEY", "PIN", "TOTP"},
+		},
+		{
+			name:       "upstox defaults",
+			src:        `type = "upstox"` + "\n" + `client_id = "id"` + "\n" + `client_secret = "cs"`,
+			wantType:   "upstox",
+			wantHosts:  []string{"api.upstox.com", "api-hft.upstox.com"},
+			wantValues: map[string]string{"client_id": "id", "client_secret": "cs", "redirect_uri": "http://127.0.0.1:8899/callback/acct"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -600,7 +638,8 @@ func TestHostPatterns(t *testing.T) {
 
 func TestIsSecretKey(t *testing.T) {
 	for _, k := range []string{"mpin", "pin", "password", "sec", "totp_secret", "app_key", "encryption_key",
-		"client_secret", "brokers.tr.mpin", `brokers."my acct".sec`, "proxy_auth.users.alice", "store.key"} {
+		"client_secret", "brokers.tr.mpin", `brokers."my acct".sec`, "proxy_auth.users.alice", "store.key",
+		"api_secret", "brokers.kt.api_secret", "brokers.ao.api_key", "brokers.ao.pin", "brokers.ux.client_secret"} {
 		if !IsSecretKey(k) {
 			t.Errorf("IsSecretKey(%q) = false, want true", k)
 		}
@@ -625,6 +664,9 @@ func TestDefaultHosts(t *testing.T) {
 		{"tradovate", nil, []string{"demo.tradovateapi.com", "live.tradovateapi.com", "md.tradovateapi.com"}},
 		{"fivepaisa", nil, []string{"openapi.5paisa.com", "openfeed.5paisa.com", "aopenfeed.5paisa.com", "bopenfeed.5paisa.com"}},
 		{"pocketful", nil, []string{"trade.pocketful.in"}},
+		{"kite", nil, []string{"api.kite.trade", "ws.kite.trade"}},
+		{"angelone", nil, []string{"apiconnect.angelone.in", "smartapisocket.angelone.in"}},
+		{"upstox", nil, []string{"api.upstox.com", "api-hft.upstox.com"}},
 		{"other", nil, nil},
 	}
 	for _, tc := range tests {

@@ -38,6 +38,9 @@ func TestDemoOnce(t *testing.T) {
 		`(?s)Tradovate .*?-> 200 OK.*?the proxy added: Authorization: Bearer …\(redacted, \d+ chars\)`,
 		`(?s)5paisa .*?-> 200 OK.*?the proxy added: Authorization: bearer eyJh…\(redacted, \d+ chars\)\s+body.head.key = …\(redacted, 17 chars\).*?body.body.ClientCode = "55501234"`,
 		`(?s)Pocketful .*?/login/pocketful -> trade.pocketful.in/oauth2/auth -> 127.0.0.1:\d+/callback/pocketful.*?Logged in.*?-> 200 OK.*?Authorization: Bearer …\(redacted, \d+ chars\)\s+\?client_id=DEMO02`,
+		`(?s)Zerodha Kite .*?/login/kite -> kite.zerodha.com/connect/login -> 127.0.0.1:\d+/callback/kite.*?Logged in.*?-> 200 OK.*?Authorization: token …\(redacted, \d+ chars\).*?X-Kite-Version: 3`,
+		`(?s)Angel One SmartAPI .*?-> 200 OK.*?Authorization: Bearer eyJh…\(redacted, \d+ chars\)\s+X-PrivateKey: …\(redacted, 14 chars\)`,
+		`(?s)Upstox .*?/login/upstox -> api.upstox.com/v2/login/authorization/dialog -> 127.0.0.1:\d+/callback/upstox.*?Logged in.*?-> 200 OK.*?Authorization: Bearer …\(redacted, \d+ chars\)`,
 		`Dashboard:  http://127\.0\.0\.1:\d+/`,
 		`eval "\$\(.*env --config \S+/rules\.toml\)"`,
 	} {
@@ -48,7 +51,8 @@ func TestDemoOnce(t *testing.T) {
 	// The demo's made-up credentials (cmd/authproxy/demo.go) and every
 	// token shape stay out of the output.
 	assertNoSecrets(t, "demo output", text, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "demo-Pass-2026", "demo-sec-8c1f2e7a9b",
-		"DemoAppKeyQ7s9L2v", "DemoEncKeyZ3x8W1", "260408", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "demo-pf-secret-4b7c9d1e")
+		"DemoAppKeyQ7s9L2v", "DemoEncKeyZ3x8W1", "260408", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "demo-pf-secret-4b7c9d1e",
+		"demo-kite-secret-5e2a9c", "DemoSmartKey01", `"1357"`, "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U", "demo-ux-secret-7f3b1d")
 	for _, re := range []string{`eyJ[A-Za-z0-9_-]{8,}`, `[A-Za-z0-9_-]{30,}\.[A-Za-z0-9_-]{20,}`, `(?i)bearer [A-Za-z0-9_.-]{5,}`} {
 		if m := regexp.MustCompile(re).FindString(text); m != "" {
 			t.Errorf("demo output holds something token-like: %q", m)

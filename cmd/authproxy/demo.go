@@ -20,11 +20,14 @@ import (
 	"strings"
 	"time"
 
+	fakeao "github.com/authproxy/authproxy/internal/fakebroker/angelone"
 	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 	fake5p "github.com/authproxy/authproxy/internal/fakebroker/fivepaisa"
+	fakekt "github.com/authproxy/authproxy/internal/fakebroker/kite"
 	fakepf "github.com/authproxy/authproxy/internal/fakebroker/pocketful"
 	faketg "github.com/authproxy/authproxy/internal/fakebroker/tradingo"
 	faketv "github.com/authproxy/authproxy/internal/fakebroker/tradovate"
+	fakeux "github.com/authproxy/authproxy/internal/fakebroker/upstox"
 	"github.com/authproxy/authproxy/proxy"
 )
 
@@ -53,6 +56,17 @@ const (
 	demoPFAppID     = "DemoPfApp01"
 	demoPFAppSecret = "demo-pf-secret-4b7c9d1e"
 	demoPFClientID  = "DEMO02"
+
+	demoKTAPIKey    = "demokiteapp01"
+	demoKTAPISecret = "demo-kite-secret-5e2a9c"
+
+	demoAOAPIKey     = "DemoSmartKey01"
+	demoAOClientCode = "D123456"
+	demoAOPIN        = "1357"
+	demoAOTOTP       = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
+
+	demoUXClientID     = "demo-upstox-app"
+	demoUXClientSecret = "demo-ux-secret-7f3b1d"
 )
 
 // demoVars are the ${VARS} the demo config uses.
@@ -65,6 +79,10 @@ func demoVars() map[string]string {
 		"DEMO_FIVEPAISA_ENCRYPTION_KEY": demoFPEncKey, "DEMO_FIVEPAISA_CLIENT_CODE": demoFPClient,
 		"DEMO_FIVEPAISA_PIN": demoFPPIN, "DEMO_FIVEPAISA_TOTP_SECRET": demoFPTOTP,
 		"DEMO_POCKETFUL_CLIENT_ID": demoPFAppID, "DEMO_POCKETFUL_CLIENT_SECRET": demoPFAppSecret,
+		"DEMO_KITE_API_KEY": demoKTAPIKey, "DEMO_KITE_API_SECRET": demoKTAPISecret,
+		"DEMO_ANGELONE_API_KEY": demoAOAPIKey, "DEMO_ANGELONE_CLIENT_CODE": demoAOClientCode,
+		"DEMO_ANGELONE_PIN": demoAOPIN, "DEMO_ANGELONE_TOTP_SECRET": demoAOTOTP,
+		"DEMO_UPSTOX_CLIENT_ID": demoUXClientID, "DEMO_UPSTOX_CLIENT_SECRET": demoUXClientSecret,
 	}
 }
 
@@ -99,6 +117,23 @@ totp_secret = "${DEMO_FIVEPAISA_TOTP_SECRET}"
 type = "pocketful"
 client_id = "${DEMO_POCKETFUL_CLIENT_ID}"
 client_secret = "${DEMO_POCKETFUL_CLIENT_SECRET}"
+
+[brokers.kite]
+type = "kite"
+api_key = "${DEMO_KITE_API_KEY}"
+api_secret = "${DEMO_KITE_API_SECRET}"
+
+[brokers.angelone]
+type = "angelone"
+api_key = "${DEMO_ANGELONE_API_KEY}"
+client_code = "${DEMO_ANGELONE_CLIENT_CODE}"
+pin = "${DEMO_ANGELONE_PIN}"
+totp_secret = "${DEMO_ANGELONE_TOTP_SECRET}"
+
+[brokers.upstox]
+type = "upstox"
+client_id = "${DEMO_UPSTOX_CLIENT_ID}"
+client_secret = "${DEMO_UPSTOX_CLIENT_SECRET}"
 `
 
 // demoFakes are the running fake brokers.
@@ -107,9 +142,16 @@ type demoFakes struct {
 	tv      *faketv.Fake
 	fp      *fake5p.Fake
 	pf      *fakepf.Fake
+	kt      *fakekt.Fake
+	ao      *fakeao.Fake
+	ux      *fakeux.Fake
 	servers []*fakeca.Server
 	resolve map[string]string
 	caFile  string
+	// ktLogin is the address of the fake Kite login page
+	// (kite.zerodha.com), which a browser reaches directly, not through
+	// the proxy.
+	ktLogin string
 }
 
 func (f *demoFakes) close() {
@@ -148,6 +190,8 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "%s is in use (another authproxy? `authproxy status` tells), so the demo listens on %s instead; pass --listen to choose.\n\n", *listenAddr, addr)
 	}
 	fakes.pf.SetRedirectURI("http://" + addr + "/callback/pocketful")
+	fakes.kt.SetRedirectURL("http://" + addr + "/callback/kite")
+	fakes.ux.SetRedirectURI("http://" + addr + "/callback/upstox")
 	cfgPath, err := writeDemoConfig(dir, addr, fakes)
 	if err != nil {
 		return err
@@ -164,7 +208,7 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
 	w := e.stdout
-	fmt.Fprintf(w, "authproxy demo: four fake brokers on loopback, an authproxy in front of them, one request each.\n")
+	fmt.Fprintf(w, "authproxy demo: seven fake brokers on loopback, an authproxy in front of them, one request each.\n")
 	fmt.Fprintf(w, "Nothing here is real: the brokers, their certificates and the credentials are made up for this run.\n\n")
 
 	srvCtx, stop := context.WithCancel(ctx)
@@ -229,12 +273,12 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("demo: %d of 4 sample requests failed", failed)
+		return fmt.Errorf("demo: %d of %d sample requests failed", failed, demoSteps)
 	}
 	return nil
 }
 
-// startDemoFakes starts the four fake brokers with certificates from a
+// startDemoFakes starts the seven fake brokers with certificates from a
 // throwaway CA.
 func startDemoFakes(dir string) (*demoFakes, error) {
 	ca, err := fakeca.New()
@@ -251,7 +295,11 @@ func startDemoFakes(dir string) (*demoFakes, error) {
 			AppVersion: demoTVVersion, CID: demoTVCID, Sec: demoTVSec, DeviceID: demoTVDevice}),
 		fp: fake5p.New(fake5p.Options{AppKey: demoFPAppKey, UserID: demoFPUserID, EncryptionKey: demoFPEncKey,
 			ClientCode: demoFPClient, PIN: demoFPPIN, TOTPSecret: demoFPTOTP}),
-		pf:      fakepf.New(fakepf.Options{AppID: demoPFAppID, AppSecret: demoPFAppSecret, ClientID: demoPFClientID}),
+		pf: fakepf.New(fakepf.Options{AppID: demoPFAppID, AppSecret: demoPFAppSecret, ClientID: demoPFClientID}),
+		kt: fakekt.New(fakekt.Options{APIKey: demoKTAPIKey, APISecret: demoKTAPISecret}),
+		ao: fakeao.New(fakeao.Options{APIKey: demoAOAPIKey, ClientCode: demoAOClientCode, PIN: demoAOPIN,
+			TOTPSecret: demoAOTOTP}),
+		ux:      fakeux.New(fakeux.Options{ClientID: demoUXClientID, ClientSecret: demoUXClientSecret}),
 		resolve: map[string]string{},
 		caFile:  caFile,
 	}
@@ -263,6 +311,9 @@ func startDemoFakes(dir string) (*demoFakes, error) {
 		{f.tv, faketv.Hosts()},
 		{f.fp, []string{fake5p.APIHost, fake5p.VendorHost}},
 		{f.pf, []string{"trade.pocketful.in"}},
+		{f.kt, []string{fakekt.APIHost, fakekt.TickerHost, fakekt.LoginHost}},
+		{f.ao, []string{fakeao.APIHost, fakeao.StreamHost}},
+		{f.ux, []string{fakeux.APIHost, fakeux.OrderHost}},
 	} {
 		srv, err := ca.Serve(s.h, s.hosts...)
 		if err != nil {
@@ -271,6 +322,10 @@ func startDemoFakes(dir string) (*demoFakes, error) {
 		}
 		f.servers = append(f.servers, srv)
 		for _, h := range s.hosts {
+			if h == fakekt.LoginHost {
+				f.ktLogin = srv.Addr // not the proxy's: no resolve entry
+				continue
+			}
 			f.resolve[h+":443"] = srv.Addr
 		}
 	}
@@ -438,7 +493,107 @@ func demoRequests(ctx context.Context, w io.Writer, c *http.Client, addr string,
 		return append(out, "the proxy added: Authorization: "+redactAuth(r.Authorization),
 			"                 ?client_id="+q.Get("client_id")), nil
 	})
+	step("Zerodha Kite (browser login once a day; Zerodha's own login page)", func() ([]string, error) {
+		var out []string
+		bc, err := demoKiteBrowser(c, f)
+		if err != nil {
+			return out, err
+		}
+		hops, title, err := demoBrowserLogin(ctx, bc, "http://"+addr+"/login/kite")
+		out = append(out, "browser: "+strings.Join(hops, " -> "))
+		if err != nil {
+			return out, err
+		}
+		out = append(out, "the page says: "+title+" (the fake login page approves at once; a person logs in there)")
+		line, err := demoDo(ctx, c, http.MethodGet, "https://"+fakekt.APIHost+"/user/profile", "")
+		out = append(out, line, "the script sent: no credentials, no X-Kite-Version")
+		if err != nil {
+			return out, err
+		}
+		reqs := f.kt.Requests()
+		if len(reqs) == 0 {
+			return out, errors.New("the fake saw no request")
+		}
+		r := reqs[len(reqs)-1]
+		return append(out, "the proxy added: Authorization: "+redactAuth(r.Authorization)+" (api_key:access_token)",
+			"                 X-Kite-Version: "+r.Header.Get("X-Kite-Version")), nil
+	})
+	step("Angel One SmartAPI (TOTP + PIN login, done by the proxy; renewed with its refresh token)", func() ([]string, error) {
+		u := "https://" + fakeao.APIHost + "/rest/secure/angelbroking/user/v1/getRMS"
+		line, err := demoDo(ctx, c, http.MethodGet, u, "")
+		out := []string{line, "the script sent: no credentials, no X-PrivateKey"}
+		if err != nil {
+			return out, err
+		}
+		reqs := f.ao.Requests()
+		if len(reqs) == 0 {
+			return out, errors.New("the fake saw no request")
+		}
+		r := reqs[len(reqs)-1]
+		return append(out, "the proxy added: Authorization: "+redactAuth(r.Authorization),
+			"                 X-PrivateKey: "+redactSecret(r.Header.Get("X-PrivateKey"))+" (your API key)"), nil
+	})
+	step("Upstox (browser OAuth login, once a day)", func() ([]string, error) {
+		var out []string
+		hops, title, err := demoBrowserLogin(ctx, c, "http://"+addr+"/login/upstox")
+		out = append(out, "browser: "+strings.Join(hops, " -> "))
+		if err != nil {
+			return out, err
+		}
+		out = append(out, "the page says: "+title+" (the fake dialog approves at once; a person logs in there)")
+		line, err := demoDo(ctx, c, http.MethodGet, "https://"+fakeux.APIHost+"/v2/user/profile", "")
+		out = append(out, line, "the script sent: no credentials")
+		if err != nil {
+			return out, err
+		}
+		reqs := f.ux.Requests()
+		if len(reqs) == 0 {
+			return out, errors.New("the fake saw no request")
+		}
+		return append(out, "the proxy added: Authorization: "+redactAuth(reqs[len(reqs)-1].Authorization)), nil
+	})
 	return failed
+}
+
+// demoSteps is how many sample requests demoRequests sends.
+const demoSteps = 7
+
+// demoKiteBrowser is c as a person's browser for Kite's login: Zerodha's
+// login page (kite.zerodha.com, not a host the proxy claims) is reached
+// directly, here the fake's, trusted by the demo's throwaway CA; everything
+// else goes as c sends it.
+func demoKiteBrowser(c *http.Client, f *demoFakes) (*http.Client, error) {
+	base, ok := c.Transport.(*http.Transport)
+	if !ok {
+		return nil, errors.New("demo: unexpected client transport")
+	}
+	pem, err := os.ReadFile(f.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	tr := base.Clone()
+	roots := tr.TLSClientConfig.RootCAs.Clone()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, errors.New("demo: the fake brokers' CA file holds no certificate")
+	}
+	tr.TLSClientConfig.RootCAs = roots
+	viaProxy := base.Proxy
+	tr.Proxy = func(r *http.Request) (*url.URL, error) {
+		if strings.EqualFold(r.URL.Hostname(), fakekt.LoginHost) {
+			return nil, nil
+		}
+		return viaProxy(r)
+	}
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+		if strings.EqualFold(a, fakekt.LoginHost+":443") {
+			a = f.ktLogin
+		}
+		return d.DialContext(ctx, network, a)
+	}
+	bc := *c
+	bc.Transport = tr
+	return &bc, nil
 }
 
 // demoDo sends one request and describes the answer in a line.

@@ -2,10 +2,13 @@ package main
 
 import (
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/angelone"
 	"github.com/authproxy/authproxy/auth/fivepaisa"
+	"github.com/authproxy/authproxy/auth/kite"
 	"github.com/authproxy/authproxy/auth/pocketful"
 	"github.com/authproxy/authproxy/auth/tradingo"
 	"github.com/authproxy/authproxy/auth/tradovate"
+	"github.com/authproxy/authproxy/auth/upstox"
 	"github.com/authproxy/authproxy/config"
 )
 
@@ -17,6 +20,9 @@ func kinds() []auth.Kind {
 		tradovate.Kind,
 		fivepaisa.Kind,
 		pocketful.Kind,
+		kite.Kind,
+		angelone.Kind,
+		upstox.Kind,
 	}
 }
 
