@@ -824,7 +824,8 @@ func checkConstraints(t *testing.T, what string, ca *x509.Certificate, key any) 
 		t.Errorf("%s: IsCA %v, name constraints critical %v", what, ca.IsCA, ca.PermittedDNSDomainsCritical)
 	}
 	permitted := strings.Join(ca.PermittedDNSDomains, " ")
-	for _, d := range []string{"swastika.co.in", "tradovateapi.com", "5paisa.com", "pocketful.in"} {
+	for _, d := range []string{"swastika.co.in", "tradovateapi.com", "5paisa.com", "pocketful.in",
+		"kite.trade", "angelone.in", "upstox.com"} {
 		if !strings.Contains(" "+permitted+" ", " "+d+" ") && !strings.Contains(" "+permitted+" ", " ."+d+" ") {
 			t.Errorf("%s: permitted DNS domains %q lack %s", what, permitted, d)
 		}
@@ -833,7 +834,11 @@ func checkConstraints(t *testing.T, what string, ca *x509.Certificate, key any) 
 	roots.AddCert(ca)
 	for host, ok := range map[string]bool{
 		tgHost: true, "openapi.5paisa.com": true, "trade.pocketful.in": true, "demo.tradovateapi.com": true,
-		"www.google.com": false, "accounts.example.com": false, "swastika.co.in.evil.com": false, "evilswastika.co.in": false,
+		"api.kite.trade": true, "ws.kite.trade": true, "apiconnect.angelone.in": true, "smartapisocket.angelone.in": true,
+		"api.upstox.com": true, "api-hft.upstox.com": true,
+		// Zerodha's login page is the person's browser's business, not the proxy's.
+		"kite.zerodha.com": false,
+		"www.google.com":   false, "accounts.example.com": false, "swastika.co.in.evil.com": false, "evilswastika.co.in": false,
 	} {
 		leaf := signLeaf(t, ca, key, host)
 		_, err := leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots})
