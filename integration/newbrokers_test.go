@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +207,22 @@ func TestNewBrokers(t *testing.T) {
 		if !strings.Contains(dash, want) {
 			t.Errorf("the dashboard lacks %q", want)
 		}
+	}
+
+	// doctor knows them: the browser logins are due, Angel One logs in by
+	// itself. (Its exit status depends on checks of this machine's own
+	// environment, so only its findings about the accounts are read.)
+	doc := exec.Command(binary, "doctor", "--config", nb.cfg, "--timeout", "5s")
+	doc.Env = env
+	docOut, _ := doc.CombinedOutput()
+	for _, want := range []string{"kt (kite): needs a browser login", "open http://" + p.addr + "/login/kt",
+		"ux (upstox): needs a browser login", "open http://" + p.addr + "/login/ux"} {
+		if !strings.Contains(string(docOut), want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, docOut)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^ok\s+account\s+ao \(angelone\): `).Match(docOut) {
+		t.Errorf("doctor does not find account ao fine:\n%s", docOut)
 	}
 
 	t.Run("kite", func(t *testing.T) {
