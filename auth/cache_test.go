@@ -111,61 +111,6 @@ func TestCacheReloginSingleFlight(t *testing.T) {
 	})
 }
 
-func TestRefreshPoint(t *testing.T) {
-	// A broker that renews within its session (Tradovate) keeps the rule.
-	c := NewCache("acct", &refreshBroker{fakeBroker: &fakeBroker{now: time.Now}}, nil, CacheOptions{})
-	day := time.Date(2026, 3, 2, 18, 29, 59, 0, time.UTC) // 23:59:59 IST
-	tests := []struct {
-		name string
-		tok  Token
-		want time.Time
-	}{
-		{"tradovate 90m: midpoint is earlier", Token{Obtained: t0, Expiry: t0.Add(90 * time.Minute)}, t0.Add(45 * time.Minute)},
-		{"20s token: midpoint", Token{Obtained: t0, Expiry: t0.Add(20 * time.Second)}, t0.Add(10 * time.Second)},
-		{"20m token: expiry-margin is earlier", Token{Obtained: t0, Expiry: t0.Add(20 * time.Minute)}, t0.Add(5 * time.Minute)},
-		{"15m token equals margin: midpoint", Token{Obtained: t0, Expiry: t0.Add(15 * time.Minute)}, t0.Add(450 * time.Second)},
-		{"unknown obtained: expiry-margin", Token{Expiry: t0.Add(time.Hour)}, t0.Add(45 * time.Minute)},
-		{"day token", Token{Obtained: t0, Expiry: day}, t0.Add(day.Sub(t0) / 2)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := c.refreshPoint(&tt.tok); !got.Equal(tt.want) {
-				t.Errorf("refreshPoint = %s, want %s", got, tt.want)
-			}
-		})
-	}
-}
-
-// TestLoginPointWithoutRenewal: a broker with no renewal call (Tradingo,
-// 5paisa, Pocketful) logs in again only within the margin of expiry, never
-// at half-life, and never in the first three quarters of a short token.
-func TestLoginPointWithoutRenewal(t *testing.T) {
-	c := NewCache("acct", &fakeBroker{now: time.Now}, nil, CacheOptions{})
-	day := time.Date(2026, 3, 2, 18, 29, 59, 0, time.UTC)
-	tests := []struct {
-		name string
-		tok  Token
-		want time.Time
-	}{
-		{"90m token: expiry-margin", Token{Obtained: t0, Expiry: t0.Add(90 * time.Minute)}, t0.Add(75 * time.Minute)},
-		{"day token: expiry-margin", Token{Obtained: t0, Expiry: day}, day.Add(-15 * time.Minute)},
-		{"20m token: three quarters", Token{Obtained: t0, Expiry: t0.Add(20 * time.Minute)}, t0.Add(15 * time.Minute)},
-		{"20s token: three quarters", Token{Obtained: t0, Expiry: t0.Add(20 * time.Second)}, t0.Add(15 * time.Second)},
-		{"unknown obtained: expiry-margin", Token{Expiry: t0.Add(time.Hour)}, t0.Add(45 * time.Minute)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := c.refreshPoint(&tt.tok)
-			if !got.Equal(tt.want) {
-				t.Errorf("refreshPoint = %s, want %s", got, tt.want)
-			}
-			if life := tt.tok.Lifetime(); life > 0 && !got.After(tt.tok.Obtained.Add(life/2)) {
-				t.Errorf("refreshPoint %s is not after half-life", got)
-			}
-		})
-	}
-}
-
 func TestCacheRefreshAhead(t *testing.T) {
 	clk := newClock(t0)
 	b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: 90 * time.Minute}}
