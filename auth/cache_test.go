@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/authtest"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -112,7 +114,7 @@ func TestCacheReloginSingleFlight(t *testing.T) {
 }
 
 func TestCacheRefreshAhead(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: 90 * time.Minute}}
 	c := NewCache("acct", b, newMemStore(), CacheOptions{Now: clk.Now})
 	ctx := t.Context()
@@ -120,7 +122,7 @@ func TestCacheRefreshAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(44 * time.Minute)
+	clk.Advance(44 * time.Minute)
 	if got, _ := c.Token(ctx); got != t1 {
 		t.Fatal("token changed before its refresh point")
 	}
@@ -128,7 +130,7 @@ func TestCacheRefreshAhead(t *testing.T) {
 		t.Fatalf("state before refresh point = %q, want ready (no refresh started)", st)
 	}
 
-	clk.Add(2 * time.Minute) // past the midpoint at 45m
+	clk.Advance(2 * time.Minute) // past the midpoint at 45m
 	b.gate = make(chan struct{})
 	for range 20 {
 		got, err := c.Token(ctx)
@@ -246,7 +248,7 @@ func TestCacheRunRenewsWithoutTraffic(t *testing.T) {
 }
 
 func TestCacheFailedRefreshKeepsValidToken(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: 90 * time.Minute}}
 	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
 	ctx := t.Context()
@@ -255,7 +257,7 @@ func TestCacheFailedRefreshKeepsValidToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.setRefreshErr(errors.New("upstream 503 for access-1"))
-	clk.Add(50 * time.Minute)
+	clk.Advance(50 * time.Minute)
 	if got, err := c.Token(ctx); got != t1 || err != nil {
 		t.Fatalf("Token = %v, %v; want the valid token", got, err)
 	}
@@ -282,7 +284,7 @@ func TestCacheFailedRefreshKeepsValidToken(t *testing.T) {
 	if got := b.logins.Load(); got != 1 {
 		t.Errorf("logins = %d, want 1: a plain refresh error must not trigger a login", got)
 	}
-	clk.Add(10 * time.Minute)
+	clk.Advance(10 * time.Minute)
 	b.setRefreshErr(nil)
 	c.Token(ctx)
 	eventually(t, "second refresh", func() bool {
@@ -292,14 +294,14 @@ func TestCacheFailedRefreshKeepsValidToken(t *testing.T) {
 }
 
 func TestCacheNeverReturnsExpiredToken(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	b := &fakeBroker{now: clk.Now, life: time.Hour}
 	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
 	if _, err := c.Token(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	b.setErr(errors.New("network down"))
-	clk.Add(61 * time.Minute)
+	clk.Advance(61 * time.Minute)
 	tok, err := c.Token(t.Context())
 	if tok != nil || err == nil {
 		t.Fatalf("Token after expiry with failing broker = %v, %v; want an error", tok, err)
@@ -319,7 +321,7 @@ func TestCacheNeverReturnsExpiredToken(t *testing.T) {
 }
 
 func TestCacheLockout(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	b := &fakeBroker{now: clk.Now, life: time.Hour}
 	until := t0.Add(5 * time.Minute)
 	b.setErr(&RateLimitError{Account: "acct", Until: until, Message: "captcha"})
@@ -331,7 +333,7 @@ func TestCacheLockout(t *testing.T) {
 		t.Fatalf("err = %v, want a *RateLimitError until %s", err, until)
 	}
 	for range 10 {
-		clk.Add(20 * time.Second)
+		clk.Advance(20 * time.Second)
 		if _, err2 := c.Token(t.Context()); err2 != err {
 			t.Fatalf("Token during lockout = %v, want the same error", err2)
 		}
@@ -360,7 +362,7 @@ func TestCacheLockout(t *testing.T) {
 }
 
 func TestCacheFailureHold(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	b := &fakeBroker{now: clk.Now, life: time.Hour}
 	b.setErr(&LoginError{Account: "acct", StatusCode: 401, Message: "bad password"})
 	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
@@ -369,7 +371,7 @@ func TestCacheFailureHold(t *testing.T) {
 	if !errors.As(err, &le) || le.Message != "bad password" {
 		t.Fatalf("err = %v, want the *LoginError", err)
 	}
-	clk.Add(9 * time.Second)
+	clk.Advance(9 * time.Second)
 	if _, err2 := c.Token(t.Context()); err2 != err {
 		t.Fatalf("Token within hold = %v, want the same error", err2)
 	}
@@ -379,7 +381,7 @@ func TestCacheFailureHold(t *testing.T) {
 	if got := b.logins.Load(); got != 1 {
 		t.Fatalf("logins within hold = %d, want 1", got)
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if _, err := c.Token(t.Context()); !errors.As(err, &le) {
 		t.Fatalf("err = %v, want *LoginError", err)
 	}
@@ -404,7 +406,7 @@ func TestCacheNotConfiguredPassesThrough(t *testing.T) {
 }
 
 func TestCacheLoad(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	t.Run("valid token is served without login", func(t *testing.T) {
 		store := newMemStore()
 		stored := &Token{Access: "saved", Obtained: t0.Add(-time.Minute), Expiry: t0.Add(time.Hour)}
@@ -574,7 +576,7 @@ func TestCacheSavesBeforeServing(t *testing.T) {
 
 func TestCacheRefreshFallback(t *testing.T) {
 	t.Run("ErrRefreshImpossible falls back to Login", func(t *testing.T) {
-		clk := newClock(t0)
+		clk := authtest.Fixed(t0)
 		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour}}
 		b.setRefreshErr(fmt.Errorf("renew: %w", ErrRefreshImpossible))
 		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
@@ -585,7 +587,7 @@ func TestCacheRefreshFallback(t *testing.T) {
 		if r := b.refreshes.Load(); r != 0 {
 			t.Fatalf("cold start refreshed %d times, want a login", r)
 		}
-		clk.Add(31 * time.Minute)
+		clk.Advance(31 * time.Minute)
 		c.Token(t.Context())
 		eventually(t, "fallback login", func() bool {
 			got, _ := c.Token(t.Context())
@@ -596,14 +598,14 @@ func TestCacheRefreshFallback(t *testing.T) {
 		}
 	})
 	t.Run("LoginError from Refresh of an expired token falls back", func(t *testing.T) {
-		clk := newClock(t0)
+		clk := authtest.Fixed(t0)
 		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour, withRefresh: true}}
 		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
 		if _, err := c.Token(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		b.setRefreshErr(&LoginError{Account: "acct", StatusCode: 401, Message: "expired"})
-		clk.Add(2 * time.Hour)
+		clk.Advance(2 * time.Hour)
 		if _, err := c.Token(t.Context()); err != nil {
 			t.Fatalf("Token: %v", err)
 		}
@@ -612,7 +614,7 @@ func TestCacheRefreshFallback(t *testing.T) {
 		}
 	})
 	t.Run("LoginError from Refresh of a valid token is reported", func(t *testing.T) {
-		clk := newClock(t0)
+		clk := authtest.Fixed(t0)
 		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour}}
 		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
 		t1, err := c.Token(t.Context())
@@ -620,7 +622,7 @@ func TestCacheRefreshFallback(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.setRefreshErr(&LoginError{Account: "acct", StatusCode: 403, Message: "no"})
-		clk.Add(31 * time.Minute)
+		clk.Advance(31 * time.Minute)
 		c.Token(t.Context())
 		eventually(t, "refresh failure", func() bool { return c.Status().Failures == 1 })
 		if got, _ := c.Token(t.Context()); got != t1 || b.logins.Load() != 1 {
@@ -628,7 +630,7 @@ func TestCacheRefreshFallback(t *testing.T) {
 		}
 	})
 	t.Run("Relogin refreshes a rejected token that holds a refresh secret", func(t *testing.T) {
-		clk := newClock(t0)
+		clk := authtest.Fixed(t0)
 		b := &refreshBroker{fakeBroker: &fakeBroker{now: clk.Now, life: time.Hour, withRefresh: true}}
 		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
 		t1, _ := c.Token(t.Context())
@@ -714,46 +716,54 @@ func TestCacheLoginTimeout(t *testing.T) {
 
 func TestCacheNoGainRenewal(t *testing.T) {
 	// 5paisa-like: every login's token expires at the same end of day.
-	clk := newClock(t0)
-	eod := t0.Add(15 * time.Hour)
-	var logins atomic.Int64
-	b := loginFunc(func(context.Context) (*Token, error) {
-		n := logins.Add(1)
-		exp := eod
-		if !clk.Now().Before(eod) {
-			exp = eod.Add(24 * time.Hour)
+	// synctest.Wait lets any login Token started finish before counting, so
+	// "no login started" is checked without sleeping.
+	synctest.Test(t, func(t *testing.T) {
+		clk := authtest.Fixed(t0)
+		eod := t0.Add(15 * time.Hour)
+		var logins atomic.Int64
+		b := loginFunc(func(context.Context) (*Token, error) {
+			n := logins.Add(1)
+			exp := eod
+			if !clk.Now().Before(eod) {
+				exp = eod.Add(24 * time.Hour)
+			}
+			return &Token{Access: Secret(fmt.Sprint("tok-", n)), Obtained: clk.Now(), Expiry: exp}, nil
+		})
+		c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
+		if _, err := c.Token(t.Context()); err != nil {
+			t.Fatal(err)
 		}
-		return &Token{Access: Secret(fmt.Sprint("tok-", n)), Obtained: clk.Now(), Expiry: exp}, nil
-	})
-	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
-	if _, err := c.Token(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	clk.Add(8 * time.Hour) // past the midpoint: no new login (no renewal call)
-	c.Token(t.Context())   // a due renewal would start here, synchronously
-	if n, st := logins.Load(), c.Status().State; n != 1 || st != StateReady {
-		t.Fatalf("at half-life: logins = %d, state %q; want 1, ready (no login started)", n, st)
-	}
-	clk.Set(eod.Add(-10 * time.Minute)) // within the margin
-	c.Token(t.Context())
-	eventually(t, "renewal within the margin", func() bool { return logins.Load() == 2 && c.Status().State == StateReady })
-	for _, d := range []time.Duration{time.Minute, 5 * time.Minute, 9*time.Minute + 59*time.Second} {
-		clk.Set(eod.Add(-10 * time.Minute).Add(d))
+		clk.Advance(8 * time.Hour) // past the midpoint: no new login (no renewal call)
+		c.Token(t.Context())       // a due renewal would start here
+		synctest.Wait()
+		if n, st := logins.Load(), c.Status().State; n != 1 || st != StateReady {
+			t.Fatalf("at half-life: logins = %d, state %q; want 1, ready (no login started)", n, st)
+		}
+		clk.Set(eod.Add(-10 * time.Minute)) // within the margin
 		c.Token(t.Context())
-		time.Sleep(5 * time.Millisecond)
-		if n := logins.Load(); n != 2 {
-			t.Fatalf("at %s: logins = %d, want 2 (renewal gains nothing before expiry)", clk.Now(), n)
+		synctest.Wait()
+		if n, st := logins.Load(), c.Status().State; n != 2 || st != StateReady {
+			t.Fatalf("within the margin: logins = %d, state %q; want 2, ready", n, st)
 		}
-	}
-	clk.Set(eod.Add(time.Second))
-	tok, err := c.Token(t.Context())
-	if err != nil || !tok.Expiry.After(eod) || logins.Load() != 3 {
-		t.Fatalf("after end of day: %v, %v, logins %d", tok, err, logins.Load())
-	}
+		for _, d := range []time.Duration{time.Minute, 5 * time.Minute, 9*time.Minute + 59*time.Second} {
+			clk.Set(eod.Add(-10 * time.Minute).Add(d))
+			c.Token(t.Context())
+			synctest.Wait()
+			if n, st := logins.Load(), c.Status().State; n != 2 || st != StateReady {
+				t.Fatalf("at %s: logins = %d, state %q; want 2, ready (renewal gains nothing before expiry)", clk.Now(), n, st)
+			}
+		}
+		clk.Set(eod.Add(time.Second))
+		tok, err := c.Token(t.Context())
+		if err != nil || !tok.Expiry.After(eod) || logins.Load() != 3 {
+			t.Fatalf("after end of day: %v, %v, logins %d", tok, err, logins.Load())
+		}
+	})
 }
 
 func TestCacheEvents(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	var events eventLog
 	b := &fakeBroker{now: clk.Now, life: time.Hour}
 	c := NewCache("acct", b, newMemStore(), CacheOptions{Now: clk.Now, OnEvent: events.add})
