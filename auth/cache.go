@@ -60,7 +60,7 @@ type CacheOptions struct {
 	// LeaseTTL: with a Store that is a Leaser, how long the account's lease
 	// outlives a holder that died; default 10s.
 	LeaseTTL time.Duration
-	// SyncInterval: with a Store that is a Watcher, how often Run re-reads
+	// SyncInterval: with a Leaser Store that is a Watcher, how often Run re-reads
 	// the store besides every announcement; default 5s.
 	SyncInterval time.Duration
 	// RejectHold: after RejectedAgain, how long rejections cause no new
@@ -313,7 +313,7 @@ func (c *Cache) Set(ctx context.Context, t *Token) error {
 
 // Run renews the token ahead of expiry, with or without traffic, until ctx
 // is done. It does nothing for brokers that only log in through a browser
-// and cannot refresh. With a Store that is a Watcher it also picks up
+// and cannot refresh. With a Leaser Store that is a Watcher it also picks up
 // tokens other processes save.
 func (c *Cache) Run(ctx context.Context) {
 	done := make(chan struct{})

@@ -33,7 +33,8 @@ type Lease interface {
 	Release(ctx context.Context) error
 }
 
-// Watcher is implemented by a shared Store that announces changes.
+// Watcher is implemented by a shared Store (a Leaser) that announces
+// changes; a Cache watches only a Store that is a Leaser too.
 type Watcher interface {
 	// Watch returns a channel that receives a value soon after any process
 	// saves key's token, and when the connection to the store is lost or
