@@ -123,8 +123,8 @@ type Cache struct {
 	logins, refreshes, failures, rejections atomic.Int64
 }
 
-// NewCache returns the cache for account l. s may be nil (nothing is
-// persisted).
+// NewCache returns the cache for account name, whose tokens l obtains. s
+// may be nil (nothing is persisted). Any Broker is a Login.
 func NewCache(name string, l Login, s Store, opts CacheOptions) *Cache {
 	c := &Cache{
 		name:         name,
