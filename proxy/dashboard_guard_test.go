@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/guard"
 )
 
 func TestDashboardKillSwitchAndOrders(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)}
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local))
 	d := NewDashboard(DashboardOptions{Now: clk.Now})
 	since := clk.Now().Add(-time.Minute)
 	d.SetStatus(func() StatusReport {

@@ -6,21 +6,12 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
 )
-
-// fakeClock is a settable clock for tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func TestStateWords(t *testing.T) {
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)
@@ -91,7 +82,7 @@ func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
 }
 
 func TestDashboardPage(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)}
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local))
 	d := NewDashboard(DashboardOptions{Now: clk.Now, Poll: 4 * time.Second})
 	d.SetStatus(func() StatusReport { return sampleReport(clk.Now()) })
 	for range 3 {
@@ -174,7 +165,7 @@ func TestDashboardPage(t *testing.T) {
 }
 
 func TestDashboardTodayResetsAtMidnight(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 3, 2, 23, 59, 0, 0, time.Local)}
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 23, 59, 0, 0, time.Local))
 	d := NewDashboard(DashboardOptions{Now: clk.Now})
 	d.Observe(RequestRecord{Account: "tg"})
 	d.Observe(RequestRecord{Account: "tg"})
@@ -184,7 +175,7 @@ func TestDashboardTodayResetsAtMidnight(t *testing.T) {
 	if got := d.today()["tg"]; got.requests != 2 || got.failures != 1 {
 		t.Fatalf("today = %+v", got)
 	}
-	clk.Set(clk.Now().Add(2 * time.Minute))
+	clk.Advance(2 * time.Minute)
 	if got := d.today()["tg"]; got != (dayCounts{}) {
 		t.Fatalf("after midnight today = %+v, want zero", got)
 	}
