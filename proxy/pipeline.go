@@ -244,6 +244,7 @@ func (p *Proxy) attempt(req *http.Request, st *reqState, tok *auth.Token) (*http
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	p.route(req, st, tok)
+	stripClientCredentials(req.Header)
 	if err := st.acct.Broker.Inject(req, tok); err != nil {
 		return nil, err
 	}
@@ -394,4 +395,16 @@ func safePath(s string) string {
 
 func (p *Proxy) loginURL(account string) string {
 	return "http://" + p.opts.Listen + "/login/" + account
+}
+
+// stripClientCredentials removes every Authorization header the client sent,
+// in any spelling (a client or HTTP/2 may deliver a non-canonical key), so
+// that only the account's injected credentials reach the broker. It runs
+// once here, before every broker's Inject.
+func stripClientCredentials(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(k, "Authorization") {
+			delete(h, k)
+		}
+	}
 }

@@ -443,14 +443,14 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 		if feed == "" {
 			return fmt.Errorf("angelone account %q: the session has no feed token for %s", b.cfg.Account, h)
 		}
-		del("Authorization", "x-api-key", "x-client-code", "x-feed-token")
+		del("x-api-key", "x-client-code", "x-feed-token")
 		r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 		r.Header.Set("x-api-key", b.cfg.APIKey.Reveal())
 		r.Header.Set("x-client-code", b.cfg.ClientCode)
 		r.Header.Set("x-feed-token", feed.Reveal())
 		return nil
 	}
-	del("Authorization", "X-PrivateKey")
+	del("X-PrivateKey")
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	r.Header.Set("X-PrivateKey", b.cfg.APIKey.Reveal())
 	for _, kv := range [...][2]string{
