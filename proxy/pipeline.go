@@ -393,9 +393,7 @@ func safePath(s string) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
-func (p *Proxy) loginURL(account string) string {
-	return "http://" + p.opts.Listen + "/login/" + account
-}
+func (p *Proxy) loginURL(account string) string { return loginURL(p.opts.Listen, account) }
 
 // stripClientCredentials removes every Authorization header the client sent,
 // in any spelling (a client or HTTP/2 may deliver a non-canonical key), so

@@ -132,11 +132,11 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	mitm     *mitmServer
 	own      http.Handler
-	logins   *loginStates
+	logins   *Logins
 	tunnels  atomic.Int64
 	byHost   map[string][]*Account
 	wildcard []*Account
-	peerUID  PeerUIDFunc // nil: the platform cannot tell a client's user
+	peer     peerGate
 	closed   chan struct{}
 	once     sync.Once
 	tlsFails clientTLSFailures
@@ -170,14 +170,10 @@ func New(opts Options) (*Proxy, error) {
 		log:    opts.Logger,
 		byHost: make(map[string][]*Account),
 		closed: make(chan struct{}),
-		logins: newLoginStates(opts.Now),
+		logins: NewLogins(LoginsOptions{Logger: opts.Logger, Listen: opts.Listen, Accounts: opts.Accounts, Now: opts.Now}),
 	}
-	switch {
-	case opts.PeerUID != nil:
-		p.peerUID = opts.PeerUID
-	case peerUIDSupported:
-		p.peerUID = defaultPeerUID
-	case len(opts.Users) == 0:
+	p.peer = newPeerGate(opts.PeerUID, opts.AllowUIDs, p.log)
+	if p.peer.uid == nil && len(opts.Users) == 0 {
 		p.log.Warn("this platform cannot tell which user runs a loopback client: every local user's programs can use this proxy; set [proxy_auth] users to require a password")
 	}
 	for _, a := range opts.Accounts {
@@ -295,10 +291,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			deny.write(w)
 			return
 		}
-		if !p.ownHostAllowed(r) {
-			(&ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
-				Message: "authproxy answers only requests addressed to " + p.opts.Listen + ", localhost, 127.0.0.1 or [::1]",
-				Hint:    "open http://" + p.opts.Listen + "/"}).write(w)
+		if !ownHostAllowed(p.opts.Listen, r) {
+			ownHostRefusal(p.opts.Listen).write(w)
 			return
 		}
 		p.own.ServeHTTP(w, r)
@@ -427,3 +421,9 @@ func (c *counters) snapshot() map[string]int64 {
 }
 
 var _ net.Conn = (*idleConn)(nil)
+
+func ownHostRefusal(listen string) *ClientError {
+	return &ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
+		Message: "authproxy answers only requests addressed to " + listen + ", localhost, 127.0.0.1 or [::1]",
+		Hint:    "open http://" + listen + "/"}
+}
