@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,7 +128,8 @@ type Proxy struct {
 	log      *slog.Logger
 	gp       *goproxy.ProxyHttpServer
 	upstream http.RoundTripper
-	rp       *httputil.ReverseProxy
+	rpLog    *log.Logger  // the ReverseProxies' internal log, to slog
+	buffers  *copyBuffers // the ReverseProxies' response-copy buffers
 	mitm     *mitmServer
 	own      http.Handler
 	logins   *Logins
@@ -195,16 +195,10 @@ func New(opts Options) (*Proxy, error) {
 		}
 		p.upstream = tr
 	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		ModifyResponse: p.modifyResponse,
-		Transport:      roundTripperFunc(p.roundTrip),
-		ErrorHandler:   p.errorHandler,
-		ErrorLog:       log.New(logWriter{p.log}, "", 0),
-		BufferPool:     newCopyBuffers(),
-	}
+	p.rpLog = stdLogger(p.log)
+	p.buffers = newCopyBuffers()
 	p.own = p.ownEndpoints()
-	p.mitm = newMITMServer(p)
+	p.mitm = newMITMServer(p.log, opts.IdleTimeout)
 	p.gp = p.newGoproxy()
 	return p, nil
 }
@@ -383,9 +377,9 @@ func (p *Proxy) selectAccount(accts []*Account, user string) (*Account, error) {
 		Hint:    "connect as http://ACCOUNT:PASSWORD@" + p.opts.Listen + " or map users to accounts in [proxy_auth]"}
 }
 
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+// stdLogger sends net/http's (and goproxy's) internal log lines to slog at
+// debug level.
+func stdLogger(l *slog.Logger) *log.Logger { return log.New(logWriter{l}, "", 0) }
 
 // logWriter sends net/http's internal log lines to slog at debug level.
 type logWriter struct{ l *slog.Logger }

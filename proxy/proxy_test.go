@@ -24,6 +24,10 @@ import (
 
 const brokerHost = "api.example-broker.test"
 
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // fakeBroker injects "Bearer <token>" and treats 401 as a rejection.
 type fakeBroker struct{}
 
