@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/authproxy/authproxy/auth"
 )
 
 // FuzzMatch: host matching never panics, is case- and trailing-dot-
@@ -55,7 +53,7 @@ func FuzzParseBasic(f *testing.F) {
 	})
 }
 
-var _ auth.Broker = fakeBroker{}
+var _ Injector = fakeBroker{}
 
 // FuzzBrowserRefusal: a request carrying any Origin other than the broker
 // host's own https origin, or Sec-Fetch-Site cross-site/same-site in any

@@ -221,7 +221,7 @@ func (x *exchange) RoundTrip(out *http.Request) (*http.Response, error) {
 // wrapStream routes the client-to-broker bytes of an upgraded connection
 // through the broker's StreamRewriter, when it has one. ReverseProxy copies
 // client bytes into resp.Body's Write and broker bytes out of its Read.
-func wrapStream(resp *http.Response, b auth.Broker, host string, tok *auth.Token) *http.Response {
+func wrapStream(resp *http.Response, b Injector, host string, tok *auth.Token) *http.Response {
 	sr, ok := b.(auth.StreamRewriter)
 	if !ok {
 		return resp

@@ -31,11 +31,32 @@ import (
 	"github.com/authproxy/authproxy/guard"
 )
 
-// TokenSource is what the pipeline needs from a token cache; *auth.Cache
-// satisfies it.
+// Injector is what the pipeline uses from a broker: put the account's
+// credentials into an outgoing request (the client's own Authorization is
+// already gone), and recognise an answer that refuses the token. The
+// pipeline also uses, when the broker has them, auth.Bypasser,
+// auth.OrderDeclarer, auth.HostRouter, auth.SessionChecker,
+// auth.RedirectFollower and auth.StreamRewriter; the login pages and
+// /status use auth.Interactive. Every auth.Broker is an Injector.
+type Injector interface {
+	Inject(r *http.Request, t *auth.Token) error
+	Rejected(resp *http.Response, peek func() []byte) bool
+}
+
+// TokenSource is what the pipeline needs from a token cache: the current
+// token, and a fresh one after the broker refused one. A source that holds
+// re-logins after repeated rejections also implements rejectionHolder
+// (rejection.go).
 type TokenSource interface {
 	Token(ctx context.Context) (*auth.Token, error)
 	Relogin(ctx context.Context, rejected *auth.Token) (*auth.Token, error)
+}
+
+// Cache is an account's token cache as the proxy holds it (*auth.Cache):
+// the pipeline's TokenSource, Set for the token of a browser login (the
+// callback) and Status for /status.
+type Cache interface {
+	TokenSource
 	Set(ctx context.Context, t *auth.Token) error
 	Status() auth.Status
 }
@@ -45,9 +66,9 @@ type Account struct {
 	Name    string
 	Type    string
 	Hosts   []string // lower-case names or "*.domain" patterns
-	Broker  auth.Broker
-	Source  TokenSource // nil when Missing is non-empty
-	Missing []string    // unset environment variables: the account is unconfigured
+	Broker  Injector
+	Source  Cache    // nil when Missing is non-empty
+	Missing []string // unset environment variables: the account is unconfigured
 	// RedirectURI is where an interactive login's callback lands.
 	RedirectURI string
 	// Bypass, for an account without a Broker (unconfigured), still

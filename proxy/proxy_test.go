@@ -31,7 +31,6 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 // fakeBroker injects "Bearer <token>" and treats 401 as a rejection.
 type fakeBroker struct{}
 
-func (fakeBroker) Login(context.Context) (*auth.Token, error) { return nil, errors.New("unused") }
 func (fakeBroker) Inject(r *http.Request, t *auth.Token) error {
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	return nil

@@ -22,7 +22,7 @@ import (
 	"github.com/authproxy/authproxy/proxy"
 )
 
-var _ proxy.TokenSource = (*auth.Cache)(nil)
+var _ proxy.Cache = (*auth.Cache)(nil)
 
 func cmdRun(ctx context.Context, args []string, e env) error {
 	var cf commonFlags
