@@ -140,12 +140,8 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 func (x *exchange) RoundTrip(out *http.Request) (*http.Response, error) {
 	p := x.p
 	if x.bypass {
-		if x.hasBody {
-			body := x.body
-			out.Body = io.NopCloser(bytes.NewReader(body))
-			out.ContentLength = int64(len(body))
-			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		}
+		// The broker's own login endpoints: forwarded untouched.
+		x.setBody(out)
 		return p.upstream.RoundTrip(out)
 	}
 	ctx := out.Context()
@@ -241,16 +237,22 @@ type rewrittenStream struct {
 
 func (s *rewrittenStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
+// setBody gives req a fresh reader over the buffered request body.
+func (x *exchange) setBody(req *http.Request) {
+	if !x.hasBody {
+		return
+	}
+	body := x.body
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
+
 // attempt sends one try upstream: the buffered body, the route the token
 // names, the client's own credentials stripped and the account's injected,
 // and an order's slot in the rate guard.
 func (x *exchange) attempt(req *http.Request, tok *auth.Token) (*http.Response, error) {
-	if x.hasBody {
-		body := x.body
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
+	x.setBody(req)
 	x.route(req, tok)
 	stripClientCredentials(req.Header)
 	if err := x.acct.Broker.Inject(req, tok); err != nil {
