@@ -254,7 +254,7 @@ func (x *exchange) setBody(req *http.Request) {
 func (x *exchange) attempt(req *http.Request, tok *auth.Token) (*http.Response, error) {
 	x.setBody(req)
 	x.route(req, tok)
-	stripClientCredentials(req.Header)
+	stripClientCredentials(req.Header, x.acct.Broker)
 	if err := x.acct.Broker.Inject(req, tok); err != nil {
 		return nil, err
 	}
@@ -400,14 +400,25 @@ func safePath(s string) string {
 
 func (p *Proxy) loginURL(account string) string { return loginURL(p.opts.Listen, account) }
 
-// stripClientCredentials removes every Authorization header the client sent,
-// in any spelling (a client or HTTP/2 may deliver a non-canonical key), so
-// that only the account's injected credentials reach the broker. It runs
-// once here, before every broker's Inject.
-func stripClientCredentials(h http.Header) {
+// credentialHeaders is implemented by a broker whose credentials travel in
+// headers besides Authorization (auth/angelone's X-PrivateKey).
+type credentialHeaders interface{ CredentialHeaders() []string }
+
+// stripClientCredentials removes every Authorization header the client
+// sent, and the broker's other credential headers, in any spelling (a
+// client or HTTP/2 may deliver a non-canonical key), so that only the
+// account's injected credentials reach the broker. It runs once here,
+// before every broker's Inject.
+func stripClientCredentials(h http.Header, b Injector) {
+	names := []string{"Authorization"}
+	if ch, ok := b.(credentialHeaders); ok {
+		names = append(names, ch.CredentialHeaders()...)
+	}
 	for k := range h {
-		if strings.EqualFold(k, "Authorization") {
-			delete(h, k)
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				delete(h, k)
+			}
 		}
 	}
 }

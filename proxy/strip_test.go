@@ -40,10 +40,21 @@ func TestPipelineStripsClientCredentials(t *testing.T) {
 
 func TestStripClientCredentialsAnySpelling(t *testing.T) {
 	// A client (or HTTP/2) can deliver a non-canonical key; it goes too.
-	h := http.Header{"authorization": {"Bearer x"}, "AUTHORIZATION": {"y"}, "Authorization": {"a", "b"}, "X-Other": {"kept"}}
-	stripClientCredentials(h)
+	h := http.Header{"authorization": {"Bearer x"}, "AUTHORIZATION": {"y"}, "Authorization": {"a", "b"}, "X-Other": {"kept"},
+		"x-privatekey": {"client"}, "X-Privatekey": {"client"}}
+	stripClientCredentials(h, fakeBroker{})
 	for k := range h {
 		if strings.EqualFold(k, "Authorization") {
+			t.Errorf("%q survived: %v", k, h)
+		}
+	}
+	if h.Get("X-Other") != "kept" || len(h.Values("X-PrivateKey")) != 1 {
+		t.Errorf("other headers lost: %v", h)
+	}
+	// A broker's own credential headers go too.
+	stripClientCredentials(h, keyBroker{})
+	for k := range h {
+		if strings.EqualFold(k, "X-PrivateKey") {
 			t.Errorf("%q survived: %v", k, h)
 		}
 	}
@@ -51,3 +62,7 @@ func TestStripClientCredentialsAnySpelling(t *testing.T) {
 		t.Errorf("other headers lost: %v", h)
 	}
 }
+
+type keyBroker struct{ fakeBroker }
+
+func (keyBroker) CredentialHeaders() []string { return []string{"X-PrivateKey"} }
