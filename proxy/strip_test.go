@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -66,3 +67,20 @@ func TestStripClientCredentialsAnySpelling(t *testing.T) {
 type keyBroker struct{ fakeBroker }
 
 func (keyBroker) CredentialHeaders() []string { return []string{"X-PrivateKey"} }
+
+// LocalOnly (the temporary login server of `authproxy login`) answers only
+// requests addressed to its own address or a loopback name, as the proxy's
+// own endpoints do.
+func TestLocalOnlyChecksHost(t *testing.T) {
+	h := LocalOnly("127.0.0.1:8899", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("served"))
+	}))
+	for host, want := range map[string]int{"127.0.0.1:8899": 200, "localhost:8899": 200, "evil.test:8899": http.StatusForbidden} {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/login/pf", nil)
+		h.ServeHTTP(rec, r)
+		if rec.Code != want {
+			t.Errorf("Host %s: %d, want %d (%s)", host, rec.Code, want, rec.Body)
+		}
+	}
+}
