@@ -11,19 +11,6 @@ import (
 	"time"
 )
 
-// clock is an injectable time source.
-type clock struct{ ns atomic.Int64 }
-
-func newClock(t time.Time) *clock {
-	c := &clock{}
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
-func (c *clock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
-
 // fakeBroker mints numbered tokens of a fixed lifetime. Login optionally
 // waits for gate and fails with whatever setErr installed.
 type fakeBroker struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -31,7 +33,8 @@ type Lease interface {
 	Release(ctx context.Context) error
 }
 
-// Watcher is implemented by a shared Store that announces changes.
+// Watcher is implemented by a shared Store (a Leaser) that announces
+// changes; a Cache watches only a Store that is a Leaser too.
 type Watcher interface {
 	// Watch returns a channel that receives a value soon after any process
 	// saves key's token, and when the connection to the store is lost or
@@ -60,100 +63,107 @@ const (
 // shared Store (no broker call).
 const EventSynced = "synced"
 
-// shared says how a flight went when the Store is a Leaser.
-type shared struct {
-	lease      Lease // held: save with its fence, then release
-	adopted    bool  // the token came from the store
-	fromMemory bool  // ... and the sync loop already serves it
+// sharedOptions configure a sharedStore.
+type sharedOptions struct {
+	name         string
+	log          *slog.Logger
+	now          func() time.Time
+	policy       policy // for which stored tokens may be adopted
+	leaseTTL     time.Duration
+	syncInterval time.Duration
+	emit         func(kind string, err error)
+	mem          local // the cache the store is kept in step with
+
+	plain   plainStore // the same Store, for plain loads and saves
+	leaser  Leaser
+	watcher Watcher // nil: the store announces nothing
 }
 
-func (s *shared) isAdopted() bool { return s != nil && s.adopted }
+// sharedStore is a Store several authproxy processes share: every login
+// takes the account's lease, so that one process at a time talks to the
+// broker, and the others pick up the token it saves (with watch, as soon
+// as it is announced).
+type sharedStore struct {
+	sharedOptions
 
-// release gives the lease up if it is still held.
-func (s *shared) release(c *Cache) {
-	if s == nil || s.lease == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
-	defer cancel()
-	if err := s.lease.Release(ctx); err != nil {
-		c.log.Debug("could not release the token lease; it will expire", "err", err)
-	}
-	s.lease = nil
+	mu  sync.Mutex
+	err error // the last store call's failure, nil while it works
 }
 
-// obtainFlight is obtain, coordinated with other processes when the Store
-// is a Leaser.
-func (c *Cache) obtainFlight(ctx context.Context, f *flight, old *Token, usable, tryRefresh bool) (*Token, string, *shared, error) {
-	if l, ok := c.store.(Leaser); ok {
-		return c.obtainShared(ctx, l, f, old, usable, tryRefresh)
-	}
-	tok, kind, err := c.obtain(ctx, old, usable, tryRefresh)
-	return tok, kind, nil, err
+func (s *sharedStore) health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
-// obtainShared takes the account's lease, then uses a token another process
-// saved meanwhile if there is one, else logs in or refreshes (starting from
-// the newest token known, so a rotating refresh token is never spent twice).
-// While another process holds the lease it waits for that process's token.
-// When the store cannot be reached it postpones a renewal while the current
-// token has life left, and otherwise goes ahead alone, loudly.
-func (c *Cache) obtainShared(ctx context.Context, l Leaser, f *flight, old *Token, usable, tryRefresh bool) (*Token, string, *shared, error) {
-	kind := EventLogin
-	if tryRefresh {
-		kind = EventRefresh
+// setHealth records whether the last call to the store worked, logging
+// each change.
+func (s *sharedStore) setHealth(err error) {
+	s.mu.Lock()
+	was := s.err
+	s.err = err
+	s.mu.Unlock()
+	switch {
+	case err != nil && was == nil:
+		s.log.Warn("token store failing; serving tokens from memory", "err", err)
+	case err == nil && was != nil:
+		s.log.Info("token store reachable again")
 	}
+}
+
+func (s *sharedStore) load(ctx context.Context) (*Token, error) { return s.plain.load(ctx) }
+
+func (s *sharedStore) save(ctx context.Context, t *Token) error { return s.plain.save(ctx, t) }
+
+// begin takes the account's lease, then adopts a token another process
+// saved meanwhile if there is one, else lets the broker call go ahead
+// (starting from the newest token known, so a rotating refresh token is
+// never spent twice). While another process holds the lease it waits for
+// that process's token. When the store cannot be reached it postpones a
+// renewal while the current token has life left, and otherwise lets the
+// call go ahead without the lease, loudly.
+func (s *sharedStore) begin(ctx context.Context, proactive bool, a attempt) (*ticket, error) {
 	wait := time.NewTimer(0)
 	<-wait.C
 	defer wait.Stop()
 	waited := false
 	for {
-		lease, err := l.Lease(ctx, c.name, c.leaseTTL)
+		lease, err := s.leaser.Lease(ctx, s.name, s.leaseTTL)
 		switch {
 		case err == nil:
-			c.storeHealth(nil)
-			sh := &shared{lease: lease}
-			st, _ := c.loadShared(ctx)
-			now := c.now()
-			if t := c.adoptable(st, old, f.proactive, now); t != nil {
-				sh.adopted = true
-				return t, EventSynced, sh, nil
+			s.setHealth(nil)
+			tk := &ticket{attempt: a, lease: lease}
+			st, _ := s.loadHealth(ctx)
+			now := s.now()
+			if t := s.policy.adoptable(st, a.base, proactive, now); t != nil {
+				tk.adopt = t
+				return tk, nil
 			}
-			base, baseUsable, refresh := old, usable, tryRefresh
-			if st != nil && (old == nil || st.Obtained.After(old.Obtained)) && (st.Valid(now) || st.Refresh != "") {
+			if st != nil && (a.base == nil || st.Obtained.After(a.base.Obtained)) && (st.Valid(now) || st.Refresh != "") {
 				// Saved by another process since we last looked: renew that.
-				_, refresher := c.broker.(Refresher)
-				base, baseUsable = st, st.Valid(now)
-				refresh = refresher && (baseUsable || st.Refresh != "")
-				if refresh {
-					kind = EventRefresh
-				}
+				tk.attempt = s.policy.plan(st, st, now)
 			}
-			tok, k, err := c.obtain(ctx, base, baseUsable, refresh)
-			return tok, k, sh, err
+			return tk, nil
 
 		case errors.Is(err, ErrLeaseHeld):
-			c.storeHealth(nil)
+			s.setHealth(nil)
 			if !waited {
 				waited = true
-				c.log.Debug("another authproxy holds the token lease; waiting for its token")
+				s.log.Debug("another authproxy holds the token lease; waiting for its token")
 			}
-			c.mu.Lock()
-			changed := c.changed
-			c.mu.Unlock()
-			now := c.now()
-			if t := c.adoptable(c.cur.Load(), old, f.proactive, now); t != nil {
-				return t, EventSynced, &shared{adopted: true, fromMemory: true}, nil
+			cur, changed := s.mem.current()
+			if t := s.policy.adoptable(cur, a.base, proactive, s.now()); t != nil {
+				return &ticket{attempt: a, adopt: t, fromMemory: true}, nil
 			}
-			if st, err := c.loadShared(ctx); err == nil {
-				if t := c.adoptable(st, old, f.proactive, c.now()); t != nil {
-					return t, EventSynced, &shared{adopted: true}, nil
+			if st, err := s.loadHealth(ctx); err == nil {
+				if t := s.policy.adoptable(st, a.base, proactive, s.now()); t != nil {
+					return &ticket{attempt: a, adopt: t}, nil
 				}
 			}
 			wait.Reset(leasePoll)
 			select {
 			case <-ctx.Done():
-				return nil, kind, nil, fmt.Errorf("waiting for another authproxy sharing the token store: %w", ctx.Err())
+				return nil, fmt.Errorf("waiting for another authproxy sharing the token store: %w", ctx.Err())
 			case <-changed:
 				if !wait.Stop() {
 					<-wait.C
@@ -162,114 +172,77 @@ func (c *Cache) obtainShared(ctx context.Context, l Leaser, f *flight, old *Toke
 			}
 
 		case ctx.Err() != nil:
-			return nil, kind, nil, fmt.Errorf("token lease: %w", ctx.Err())
+			return nil, fmt.Errorf("token lease: %w", ctx.Err())
 
 		default:
-			c.storeHealth(err)
-			now := c.now()
-			if usable && !c.lastResort(old, now) {
-				return nil, kind, nil, fmt.Errorf("token store unreachable; renewal postponed while the current token is valid: %w", err)
+			s.setHealth(err)
+			if a.usable && !s.policy.lastResort(a.base, s.now()) {
+				return nil, fmt.Errorf("token store unreachable; renewal postponed while the current token is valid: %w", err)
 			}
-			c.log.Error("token store unreachable: getting a token without the shared lease; other authproxy processes sharing the store may do the same",
-				"how", kind, "err", err)
-			tok, k, err := c.obtain(ctx, old, usable, tryRefresh)
-			return tok, k, nil, err
+			how := EventLogin
+			if a.refresh {
+				how = EventRefresh
+			}
+			s.log.Error("token store unreachable: getting a token without the shared lease; other authproxy processes sharing the store may do the same",
+				"how", how, "err", err)
+			return &ticket{attempt: a}, nil
 		}
 	}
 }
 
-// adoptable returns st if it can be served instead of obtaining a new
-// token: valid, not the token being replaced, and, for an ahead-of-expiry
-// renewal, not itself due for renewal.
-func (c *Cache) adoptable(st, old *Token, proactive bool, now time.Time) *Token {
-	if !st.Valid(now) || (old != nil && st.Access == old.Access) {
-		return nil
-	}
-	if proactive && !st.Expiry.IsZero() && !now.Before(c.refreshPoint(st)) {
-		return nil
-	}
-	return st
-}
-
-// lastResort reports whether t is so close to expiry that it must be
-// renewed even without the shared lease: within a fifth of its lifetime.
-func (c *Cache) lastResort(t *Token, now time.Time) bool {
-	if t == nil || t.Expiry.IsZero() {
-		return false
-	}
-	window := t.Lifetime() / 5
-	if window <= 0 {
-		window = c.margin / 2
-	}
-	window = max(window, 2*minRenewSpacing)
-	return !now.Before(t.Expiry.Add(-window))
-}
-
-// saveFlight stores a flight's token: with the lease's fence when one is
-// held (then releases it), not at all when it came from the store.
-func (c *Cache) saveFlight(ctx context.Context, t *Token, sh *shared) error {
-	if sh == nil {
-		err := c.save(ctx, t)
-		if _, ok := c.store.(Leaser); ok {
-			c.storeHealth(err)
-		}
+// keep stores t with the lease's fence when one is held (then releases
+// it), plainly when the store could not be reached for the lease.
+func (s *sharedStore) keep(ctx context.Context, t *Token, tk *ticket) error {
+	if tk.lease == nil {
+		err := s.plain.save(ctx, t)
+		s.setHealth(err)
 		return err
 	}
-	defer sh.release(c)
-	if sh.adopted {
-		return nil
-	}
-	l := c.store.(Leaser)
+	defer s.end(tk)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 	defer cancel()
-	err := l.SaveFenced(sctx, c.name, t, sh.lease.Fence())
+	err := s.leaser.SaveFenced(sctx, s.name, t, tk.lease.Fence())
 	switch {
 	case errors.Is(err, ErrLeaseLost):
-		c.storeHealth(nil)
-		c.log.Warn("another authproxy took over the token lease before this token was saved; serving it but not sharing it", "err", err)
+		s.setHealth(nil)
+		s.log.Warn("another authproxy took over the token lease before this token was saved; serving it but not sharing it", "err", err)
 	default:
-		c.storeHealth(err)
+		s.setHealth(err)
 	}
 	return err
 }
 
-// loadShared reads the account's token from the store; nothing stored is
+// end releases tk's lease if it is still held.
+func (s *sharedStore) end(tk *ticket) {
+	if tk == nil || tk.lease == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
+	defer cancel()
+	if err := tk.lease.Release(ctx); err != nil {
+		s.log.Debug("could not release the token lease; it will expire", "err", err)
+	}
+	tk.lease = nil
+}
+
+// loadHealth reads the account's token from the store; nothing stored is
 // (nil, nil). It records the store's health.
-func (c *Cache) loadShared(ctx context.Context) (*Token, error) {
+func (s *sharedStore) loadHealth(ctx context.Context) (*Token, error) {
 	lctx, cancel := context.WithTimeout(ctx, saveTimeout)
 	defer cancel()
-	t, err := c.store.Load(lctx, c.name)
-	if errors.Is(err, ErrNotFound) {
-		c.storeHealth(nil)
-		return nil, nil
-	}
-	c.storeHealth(err)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
+	t, err := s.plain.load(lctx)
+	s.setHealth(err)
+	return t, err
 }
 
-// storeHealth records whether the last call to the shared store worked,
-// logging each change.
-func (c *Cache) storeHealth(err error) {
-	c.mu.Lock()
-	was := c.storeErr
-	c.storeErr = err
-	c.mu.Unlock()
-	switch {
-	case err != nil && was == nil:
-		c.log.Warn("token store failing; serving tokens from memory", "err", err)
-	case err == nil && was != nil:
-		c.log.Info("token store reachable again")
+// watch keeps the cache in step with the store until ctx is done: it
+// re-reads on every announcement and every SyncInterval.
+func (s *sharedStore) watch(ctx context.Context) {
+	if s.watcher == nil {
+		return
 	}
-}
-
-// syncLoop keeps the token in step with the shared store until ctx is
-// done: it re-reads on every announcement and every SyncInterval.
-func (c *Cache) syncLoop(ctx context.Context, w Watcher) {
-	ch := w.Watch(ctx, c.name)
-	tick := time.NewTicker(c.syncInterval)
+	ch := s.watcher.Watch(ctx, s.name)
+	tick := time.NewTicker(s.syncInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -281,87 +254,51 @@ func (c *Cache) syncLoop(ctx context.Context, w Watcher) {
 			}
 		case <-tick.C:
 		}
-		c.syncOnce(ctx)
+		s.syncOnce(ctx, s.mem)
 	}
 }
 
-// syncOnce adopts a newer token another process saved, or puts this
-// process's token back into a store that lost it (restarted empty, or was
+// syncOnce lets c adopt a newer token another process saved, or puts c's
+// token back into a store that lost it (restarted empty, or was
 // unreachable when the token was obtained).
-func (c *Cache) syncOnce(ctx context.Context) {
-	st, err := c.loadShared(ctx)
+func (s *sharedStore) syncOnce(ctx context.Context, c local) {
+	st, err := s.loadHealth(ctx)
 	if err != nil {
 		return
 	}
-	now := c.now()
-	c.mu.Lock()
-	cur := c.cur.Load()
-	ref := cur
-	if ref == nil {
-		ref = c.last // after Invalidate: the token the broker rejected
-	}
-	// A token whose fenced save was refused lost to the store's.
-	superseded := errors.Is(c.saveErr, ErrLeaseLost)
-	switch {
-	case st.Valid(now) && (ref == nil || st.Access != ref.Access) &&
-		(!cur.Valid(now) || superseded || !st.Obtained.Before(cur.Obtained)):
-		if r, ok := c.broker.(Restorer); ok {
-			r.Restore(st)
-		}
-		c.serveLocked(st, now, false, nil)
-		c.saveErr = nil
-		c.mu.Unlock()
-		c.log.Info("picked up a token another authproxy saved", "expires", st.Expiry)
-		c.emit(EventSynced, nil)
-		return
-	}
-	push := cur.Valid(now) && c.flight == nil &&
-		(!st.Valid(now) || (c.saveErr != nil && !superseded && st.Access != cur.Access && cur.Obtained.After(st.Obtained)))
-	c.mu.Unlock()
-	if push {
-		c.push(ctx, cur)
+	if cur := c.pickup(st); cur != nil {
+		s.push(ctx, c, cur)
 	}
 }
 
-// push saves cur, the token being served, under the lease, unless the
-// store got a newer one meanwhile.
-func (c *Cache) push(ctx context.Context, cur *Token) {
-	l, ok := c.store.(Leaser)
-	if !ok {
-		return
-	}
-	lease, err := l.Lease(ctx, c.name, c.leaseTTL)
+// push saves cur, the token c serves, under the lease, unless the store
+// got a newer one meanwhile.
+func (s *sharedStore) push(ctx context.Context, c local, cur *Token) {
+	lease, err := s.leaser.Lease(ctx, s.name, s.leaseTTL)
 	if err != nil {
 		if !errors.Is(err, ErrLeaseHeld) {
-			c.storeHealth(err)
+			s.setHealth(err)
 		}
 		return
 	}
-	sh := &shared{lease: lease}
-	defer sh.release(c)
-	st, err := c.loadShared(ctx)
-	now := c.now()
-	if err != nil || (st.Valid(now) && !cur.Obtained.After(st.Obtained)) {
+	tk := &ticket{lease: lease}
+	defer s.end(tk)
+	st, err := s.loadHealth(ctx)
+	if err != nil || (st.Valid(s.now()) && !cur.Obtained.After(st.Obtained)) {
 		return
 	}
-	c.saveMu.Lock()
-	defer c.saveMu.Unlock()
-	if c.cur.Load() != cur {
-		return
+	ok, err := c.putBack(cur, func() error {
+		sctx, cancel := context.WithTimeout(ctx, saveTimeout)
+		defer cancel()
+		return s.leaser.SaveFenced(sctx, s.name, cur, lease.Fence())
+	})
+	switch {
+	case !ok:
+	case err != nil:
+		s.log.Warn("could not put the token back into the token store", "err", err)
+	default:
+		s.setHealth(nil)
+		s.log.Info("token saved to the token store again", "expires", cur.Expiry)
+		s.emit(EventSaved, nil)
 	}
-	sctx, cancel := context.WithTimeout(ctx, saveTimeout)
-	defer cancel()
-	err = l.SaveFenced(sctx, c.name, cur, lease.Fence())
-	c.mu.Lock()
-	if c.cur.Load() == cur {
-		c.saveErr = err
-	}
-	c.mu.Unlock()
-	if err != nil {
-		c.log.Warn("could not put the token back into the token store", "err", err)
-		return
-	}
-	c.storeHealth(nil)
-	c.log.Info("token saved to the token store again", "expires", cur.Expiry)
-	c.emit(EventSaved, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/integration/fakes/faulty"
 )
 
@@ -48,7 +49,7 @@ func TestRetryHTTP2StreamReset(t *testing.T) {
 // outage, not a verdict on the credentials: the next call tries again at
 // once. A refusal (4xx) is held for FailureHold.
 func TestCacheNoHoldAfterOutage(t *testing.T) {
-	clk := newClock(time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC))
+	clk := authtest.Fixed(time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC))
 	b := &fakeBroker{now: clk.Now, life: time.Hour}
 	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now, FailureHold: time.Minute})
 	ctx := context.Background()

@@ -1,25 +1,5 @@
 package auth
 
-import (
-	"time"
-)
-
-// A broker with no renewal call (Tradingo, 5paisa, Pocketful) gets a new
-// token only by a new login, which opens a new session and may end the old
-// one with its open feed sockets. Such a token is replaced only within the
-// refresh margin of its expiry, never at half-life (DESIGN.md "Refresh
-// timing"). loginPoint is that moment for t: Expiry-Margin, but for a token
-// whose whole life is shorter than the margin (test tokens, short sessions)
-// no earlier than three quarters into its life, so that one login is not
-// followed at once by the next.
-func loginPoint(t *Token, early time.Time, life time.Duration) time.Time {
-	floor := t.Obtained.Add(life * 3 / 4)
-	if early.Before(floor) {
-		return floor
-	}
-	return early
-}
-
 // RejectedAgain records that the broker refused t, a token obtained by the
 // re-login that followed a rejection: the refusal is not the token's fault
 // (an expired password, a broker-side block). For the hold (at most 30s) or
@@ -29,15 +9,14 @@ func loginPoint(t *Token, early time.Time, life time.Duration) time.Time {
 func (c *Cache) RejectedAgain(t *Token, message string) {
 	now := c.now()
 	c.mu.Lock()
-	c.heldUntil = now.Add(c.rejectHold)
-	c.rejectMsg = message
-	c.holdUntil.Store(c.heldUntil.UnixNano())
+	c.sched.reject(now, message)
+	c.holdUntil.Store(c.sched.heldUntil.UnixNano())
 	c.suspect.Store(nil) // the verdict is in; after the hold one re-login may try again
 	c.notifyLocked()
 	c.mu.Unlock()
 	c.rejections.Add(1)
 	c.log.Warn("broker rejected a fresh token too; no re-login on rejections until a request succeeds or the hold ends",
-		"hold", c.rejectHold, "broker_message", message)
+		"hold", c.sched.rejectHold, "broker_message", message)
 	c.emit(EventRejectedAgain, nil)
 }
 
@@ -67,8 +46,7 @@ func (c *Cache) Accepted() {
 		return
 	}
 	c.mu.Lock()
-	was := !c.heldUntil.IsZero()
-	c.heldUntil, c.rejectMsg = time.Time{}, ""
+	was := c.sched.accept()
 	c.holdUntil.Store(0)
 	c.notifyLocked()
 	c.mu.Unlock()

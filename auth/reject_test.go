@@ -4,12 +4,14 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/authtest"
 )
 
 // TestUnreadableAnswerIsNotHeld: a refusal is held for FailureHold, an
 // unreadable login answer (a broker fault) is not.
 func TestUnreadableAnswerIsNotHeld(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	b := &fakeBroker{now: clk.Now, life: time.Hour}
 	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now})
 	b.setErr(&LoginError{Account: "acct", StatusCode: 200, Message: "unreadable login response", Err: ErrBrokerFault})
@@ -35,7 +37,7 @@ func TestUnreadableAnswerIsNotHeld(t *testing.T) {
 }
 
 func TestRejectedAgainHold(t *testing.T) {
-	clk := newClock(t0)
+	clk := authtest.Fixed(t0)
 	b := &fakeBroker{now: clk.Now, life: time.Hour}
 	c := NewCache("acct", b, nil, CacheOptions{Now: clk.Now, RejectHold: time.Hour}) // capped at 30s
 	tok, err := c.Token(t.Context())
@@ -53,11 +55,11 @@ func TestRejectedAgainHold(t *testing.T) {
 	if got, _ := c.Token(t.Context()); got != tok {
 		t.Fatal("the current token is no longer served during the hold")
 	}
-	clk.Add(29 * time.Second)
+	clk.Advance(29 * time.Second)
 	if !c.RejectHeld() {
 		t.Fatal("hold ended before 30s")
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if c.RejectHeld() || c.Status().State != StateReady {
 		t.Fatalf("hold lasts past 30s: state %q", c.Status().State)
 	}

@@ -28,27 +28,8 @@ type syncBuffer = authtest.LogBuffer
 // brokerDomains are the name constraints the proxy uses for its brokers.
 var brokerDomains = []string{"swastika.co.in", "tradovateapi.com", "5paisa.com", "pocketful.in"}
 
-// testClock is a settable clock for Options.Now.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *testClock {
-	return &testClock{t: time.Now().Truncate(time.Second)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a test clock standing at the current second.
+func newClock() *authtest.Clock { return authtest.Fixed(time.Now().Truncate(time.Second)) }
 
 func testLogger(w *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))

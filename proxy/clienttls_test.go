@@ -26,18 +26,18 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 // failure in /status, /metrics and on the dashboard.
 func TestClientTLSFailureCounted(t *testing.T) {
 	var logs syncBuf
-	m := NewMetrics()
-	d := NewDashboard(DashboardOptions{})
+	var e *testEnv
+	status := func() StatusReport { return e.proxy.Status() }
+	m := NewMetrics(status)
+	d := NewDashboard(DashboardOptions{Status: status})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m)
 	mux.Handle("/", d)
-	e := newTestEnv(t, func(o *Options) {
+	e = newTestEnv(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		o.Extra = mux
 		o.Listen = "127.0.0.1:8899"
 	})
-	m.SetStatus(e.proxy.Status)
-	d.SetStatus(e.proxy.Status)
 	proxyURL, _ := url.Parse("http://" + e.addr)
 	untrusting := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL),
 		TLSClientConfig: &tls.Config{}}, Timeout: 10 * time.Second} // system roots only

@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -21,7 +21,7 @@ import (
 // reading HTTPS_PROXY from the environment.
 func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = log.New(logWriter{p.log}, "", 0)
+	gp.Logger = stdLogger(p.log)
 	gp.Verbose = false
 	gp.CertStore = p.opts.CA
 	gp.KeepAcceptEncoding = true
@@ -54,13 +54,26 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	return gp
 }
 
-// connInfo is what a MITM'd connection's requests need from its CONNECT.
-type connInfo struct {
-	host string // normalised host name
-	port string
-	user string // proxy user, "" without [proxy_auth]
-	mitm bool
-	deny *ClientError // answered to every request in the tunnel
+// brokerConn serves the decrypted requests of one broker CONNECT with what
+// the CONNECT settled: the host, its port, the proxy user, the accounts
+// matched for the host (once, at the CONNECT) and a refusal answered to
+// every request in the tunnel.
+type brokerConn struct {
+	p     *Proxy
+	host  string // normalised host name
+	port  string
+	user  string // proxy user, "" without [proxy_auth]
+	accts []*Account
+	deny  *ClientError
+}
+
+func (c *brokerConn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.p.bodyDeadline(w, r)
+	if c.deny != nil {
+		c.deny.write(w)
+		return
+	}
+	c.p.serveBroker(w, r, c.host, c.port, c.user, c.accts)
 }
 
 // handleConnect applies the CONNECT policy: broker hosts are MITM'd, others
@@ -78,10 +91,10 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user strin
 		return
 	}
 	h := normalizeHost(host)
-	info := &connInfo{host: h, port: port, user: user, deny: deny}
-	if len(p.match(h)) > 0 && port == "443" {
+	var conn *brokerConn
+	if accts := p.match(h); len(accts) > 0 && port == "443" {
 		// A broker CONNECT is accepted; refusals are answered inside.
-		info.mitm = true
+		conn = &brokerConn{p: p, host: h, port: port, user: user, accts: accts, deny: deny}
 	} else {
 		if deny != nil {
 			deny.write(w)
@@ -104,34 +117,38 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user strin
 			Hint:    "raise [limits] max_tunnels in rules.toml"}).write(w)
 		return
 	}
-	p.serveConnect(w, r, info)
+	p.serveConnect(w, r, conn)
 }
 
-type connInfoKey struct{}
-
-// serveConnect MITMs a broker CONNECT on net/http's server, or hands a
-// tunnel to goproxy (its default action is a byte-for-byte tunnel).
-func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, info *connInfo) {
-	if info.mitm {
+// serveConnect MITMs a broker CONNECT (conn non-nil) on net/http's server,
+// or hands a tunnel to goproxy (its default action is a byte-for-byte
+// tunnel).
+func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, conn *brokerConn) {
+	if conn != nil {
 		hj, ok := w.(http.Hijacker)
 		if !ok {
 			http.Error(w, "authproxy: CONNECT over HTTP/2 is not supported", http.StatusHTTPVersionNotSupported)
 			return
 		}
-		conn, rw, err := hj.Hijack()
+		raw, rw, err := hj.Hijack()
 		if err != nil {
 			return
 		}
-		if _, err := conn.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
-			conn.Close()
+		if _, err := raw.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+			raw.Close()
 			return
 		}
 		p.tunnels.Add(1)
-		var c net.Conn = &countedConn{Conn: conn, onClose: func() { p.tunnels.Add(-1) }}
+		var c net.Conn = &countedConn{Conn: raw, onClose: func() { p.tunnels.Add(-1) }}
 		if rw != nil && rw.Reader.Buffered() > 0 {
 			c = &prefixConn{Conn: c, r: rw.Reader}
 		}
-		p.mitm.serve(c, info)
+		tc := tls.Server(c, p.opts.CA.TLSConfig(conn.host))
+		if err := p.handshakeClient(tc, c, conn.host); err != nil {
+			tc.Close()
+			return
+		}
+		p.mitm.serve(tc, conn)
 		return
 	}
 	p.gp.ServeHTTP(w, r)
@@ -176,33 +193,35 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
-// mitmServer serves decrypted client connections with net/http.
+// mitmServer serves decrypted client connections with net/http: each
+// connection with its own handler, given when it is handed over.
 type mitmServer struct {
-	p     *Proxy
-	srv   *http.Server
-	ln    *chanListener
-	infos sync.Map // *tls.Conn -> *connInfo
+	srv      *http.Server
+	ln       *chanListener
+	handlers sync.Map // net.Conn -> http.Handler
 }
 
-func newMITMServer(p *Proxy) *mitmServer {
-	m := &mitmServer{p: p, ln: newChanListener()}
+type connHandlerKey struct{}
+
+func newMITMServer(log *slog.Logger, idleTimeout time.Duration) *mitmServer {
+	m := &mitmServer{ln: newChanListener()}
 	m.srv = &http.Server{
-		Handler: http.HandlerFunc(m.handle),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Context().Value(connHandlerKey{}).(http.Handler).ServeHTTP(w, r)
+		}),
 		// A connection that never sends a request (nor finishes its TLS
 		// handshake, which net/http bounds by the same value) is idle too.
-		ReadHeaderTimeout: min(30*time.Second, p.opts.IdleTimeout),
-		IdleTimeout:       p.opts.IdleTimeout,
+		ReadHeaderTimeout: min(30*time.Second, idleTimeout),
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(logWriter{p.log}, "", 0),
+		ErrorLog:          stdLogger(log),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if v, ok := m.infos.Load(c); ok {
-				return context.WithValue(ctx, connInfoKey{}, v)
-			}
-			return ctx
+			h, _ := m.handlers.Load(c)
+			return context.WithValue(ctx, connHandlerKey{}, h)
 		},
 		ConnState: func(c net.Conn, s http.ConnState) {
 			if s == http.StateClosed || s == http.StateHijacked {
-				m.infos.Delete(c)
+				m.handlers.Delete(c)
 			}
 		},
 	}
@@ -210,42 +229,19 @@ func newMITMServer(p *Proxy) *mitmServer {
 	return m
 }
 
-func (m *mitmServer) serve(client net.Conn, info *connInfo) {
-	cfg := m.p.opts.CA.TLSConfig(info.host)
-	tc := tls.Server(client, cfg)
-	if err := m.p.handshakeClient(tc, client, info.host); err != nil {
-		tc.Close()
-		return
-	}
-	m.infos.Store(tc, info)
-	if !m.ln.push(tc) {
-		m.infos.Delete(tc)
-		tc.Close()
+// serve hands the decrypted connection c to the server, whose requests h
+// answers.
+func (m *mitmServer) serve(c net.Conn, h http.Handler) {
+	m.handlers.Store(c, h)
+	if !m.ln.push(c) {
+		m.handlers.Delete(c)
+		c.Close()
 	}
 }
 
 func (m *mitmServer) close() {
 	_ = m.srv.Close()
 	m.ln.Close()
-}
-
-func (m *mitmServer) handle(w http.ResponseWriter, r *http.Request) {
-	m.p.bodyDeadline(w, r)
-	info, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-	if info == nil {
-		http.Error(w, "authproxy: lost connection state", http.StatusInternalServerError)
-		return
-	}
-	if info.deny != nil {
-		info.deny.write(w)
-		return
-	}
-	accts := m.p.match(info.host)
-	if len(accts) == 0 {
-		http.Error(w, "authproxy: not a broker host", http.StatusBadGateway)
-		return
-	}
-	m.p.serveBroker(w, r, info.host, info.port, info.user, accts)
 }
 
 // chanListener is a net.Listener fed by MITM handshakes.

@@ -27,6 +27,9 @@ type DashboardOptions struct {
 	// Config is the rules.toml path shown in the help line ("" leaves
 	// --config out).
 	Config string
+	// Status is where the rows come from: normally the running proxy's
+	// Status. Nil: the page says the proxy is starting.
+	Status func() StatusReport
 }
 
 // Dashboard is the HTML page at the proxy's "/": one row per account with
@@ -37,13 +40,13 @@ type DashboardOptions struct {
 // refresh does the same without JavaScript.
 //
 // Feed it with [Dashboard.Observe] (Options.Observe) and [Dashboard.OnEvent]
-// (auth.CacheOptions.OnEvent), and give it the proxy's status with
-// [Dashboard.SetStatus]. All methods are safe for concurrent use.
+// (auth.CacheOptions.OnEvent); it reads the proxy's status from
+// DashboardOptions.Status. All methods are safe for concurrent use.
 type Dashboard struct {
 	now    func() time.Time
 	poll   time.Duration
 	config string
-	status atomic.Pointer[func() StatusReport]
+	status func() StatusReport
 	orders atomic.Pointer[func(int) []guard.Entry] // dashboard_guard.go
 
 	mu  sync.Mutex
@@ -55,9 +58,9 @@ type dayCounts struct {
 	requests, logins, renewals, failures int64
 }
 
-// NewDashboard returns a dashboard with no status source yet.
+// NewDashboard returns a dashboard.
 func NewDashboard(opts DashboardOptions) *Dashboard {
-	d := &Dashboard{now: opts.Now, poll: opts.Poll, config: opts.Config, by: make(map[string]*dayCounts)}
+	d := &Dashboard{now: opts.Now, poll: opts.Poll, config: opts.Config, status: opts.Status, by: make(map[string]*dayCounts)}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -66,9 +69,6 @@ func NewDashboard(opts DashboardOptions) *Dashboard {
 	}
 	return d
 }
-
-// SetStatus sets where the rows come from: normally (*Proxy).Status.
-func (d *Dashboard) SetStatus(f func() StatusReport) { d.status.Store(&f) }
 
 // Observe counts one proxied request toward today's numbers.
 func (d *Dashboard) Observe(rec RequestRecord) {
@@ -219,12 +219,11 @@ func (d *Dashboard) view() dashView {
 		Refresh:    int64((3 * d.poll).Seconds()),
 		Config:     d.config,
 	}
-	f := d.status.Load()
-	if f == nil {
+	if d.status == nil {
 		v.Starting = true
 		return v
 	}
-	rep := (*f)()
+	rep := d.status()
 	v.Listen, v.OpenTunnels = rep.Listen, rep.OpenTunnels
 	if rep.ClientTLSFailures > 0 {
 		v.TLSFailures, v.TLSLast = rep.ClientTLSFailures, rep.LastClientTLSFailure

@@ -5,18 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/guard"
 )
 
 func TestDashboardKillSwitchAndOrders(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)}
-	d := NewDashboard(DashboardOptions{Now: clk.Now})
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local))
 	since := clk.Now().Add(-time.Minute)
-	d.SetStatus(func() StatusReport {
+	d := NewDashboard(DashboardOptions{Now: clk.Now, Status: func() StatusReport {
 		rep := sampleReport(clk.Now())
 		rep.Accounts[0].Paused, rep.Accounts[0].PausedSince = true, &since
 		return rep
-	})
+	}})
 	body := get(t, d, "/").Body.String()
 	name := sampleReport(clk.Now()).Accounts[0].Name
 	for _, want := range []string{`class="banner paused"`, "Orders for <b>" + name + "</b> are paused", "authproxy resume " + name,

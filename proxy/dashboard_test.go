@@ -6,21 +6,12 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
 )
-
-// fakeClock is a settable clock for tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func TestStateWords(t *testing.T) {
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)
@@ -91,9 +82,9 @@ func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
 }
 
 func TestDashboardPage(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)}
-	d := NewDashboard(DashboardOptions{Now: clk.Now, Poll: 4 * time.Second})
-	d.SetStatus(func() StatusReport { return sampleReport(clk.Now()) })
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local))
+	d := NewDashboard(DashboardOptions{Now: clk.Now, Poll: 4 * time.Second,
+		Status: func() StatusReport { return sampleReport(clk.Now()) }})
 	for range 3 {
 		d.Observe(RequestRecord{Account: "tradingo", Outcome: "ok"})
 	}
@@ -174,7 +165,7 @@ func TestDashboardPage(t *testing.T) {
 }
 
 func TestDashboardTodayResetsAtMidnight(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 3, 2, 23, 59, 0, 0, time.Local)}
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 23, 59, 0, 0, time.Local))
 	d := NewDashboard(DashboardOptions{Now: clk.Now})
 	d.Observe(RequestRecord{Account: "tg"})
 	d.Observe(RequestRecord{Account: "tg"})
@@ -184,7 +175,7 @@ func TestDashboardTodayResetsAtMidnight(t *testing.T) {
 	if got := d.today()["tg"]; got.requests != 2 || got.failures != 1 {
 		t.Fatalf("today = %+v", got)
 	}
-	clk.Set(clk.Now().Add(2 * time.Minute))
+	clk.Advance(2 * time.Minute)
 	if got := d.today()["tg"]; got != (dayCounts{}) {
 		t.Fatalf("after midnight today = %+v, want zero", got)
 	}
@@ -205,9 +196,9 @@ func TestDashboardBeforeStatus(t *testing.T) {
 // The dashboard is what the proxy serves at "/" when mounted as Extra, and
 // its Log in link leads to the proxy's own /login/NAME.
 func TestDashboardMountedOnProxy(t *testing.T) {
-	d := NewDashboard(DashboardOptions{})
-	e := newTestEnv(t, func(o *Options) { o.Extra = d; o.Observe = d.Observe })
-	d.SetStatus(e.proxy.Status)
+	var e *testEnv
+	d := NewDashboard(DashboardOptions{Status: func() StatusReport { return e.proxy.Status() }})
+	e = newTestEnv(t, func(o *Options) { o.Extra = d; o.Observe = d.Observe })
 	if resp, _ := e.do(t, "GET", "/orders", "", nil); resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -236,9 +227,9 @@ func TestDashboardMountedOnProxy(t *testing.T) {
 // GET /ca.pem serves the local CA's certificate (never its key), linked
 // from the dashboard, whose help line names --config.
 func TestCAPEMEndpoint(t *testing.T) {
-	d := NewDashboard(DashboardOptions{Config: "/home/me/rules.toml"})
-	e := newTestEnv(t, func(o *Options) { o.Extra = d })
-	d.SetStatus(e.proxy.Status)
+	var e *testEnv
+	d := NewDashboard(DashboardOptions{Config: "/home/me/rules.toml", Status: func() StatusReport { return e.proxy.Status() }})
+	e = newTestEnv(t, func(o *Options) { o.Extra = d })
 	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + e.addr + "/ca.pem")
 	if err != nil {

@@ -1,16 +1,11 @@
 package proxy
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
-	"html/template"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
@@ -26,8 +21,8 @@ func (p *Proxy) ownEndpoints() http.Handler {
 	mux.HandleFunc("GET /status", p.requireUser(p.serveStatus))
 	mux.HandleFunc("GET /ca.pem", p.serveCAPEM)
 	mux.HandleFunc("POST /token/{name}", p.requireUser(p.serveToken))
-	mux.HandleFunc("GET /login/{name}", p.requireUser(p.serveLogin))
-	mux.HandleFunc("GET /callback/{name}", p.ServeCallback)
+	mux.HandleFunc("GET /login/{name}", p.requireUser(p.logins.ServeLogin))
+	mux.HandleFunc("GET /callback/{name}", p.logins.ServeCallback)
 	p.guardEndpoints(mux)
 	mux.HandleFunc("/", p.requireUser(func(w http.ResponseWriter, r *http.Request) {
 		if p.opts.Extra != nil {
@@ -176,94 +171,10 @@ func (p *Proxy) serveStatus(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(p.Status())
 }
 
-// serveLogin starts an interactive login: it remembers a fresh state and
-// redirects the browser to the broker's consent page.
-func (p *Proxy) serveLogin(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	// A page of another site must not start (nor, by filling the pending
-	// logins, block) a login: only a top-level navigation, the dashboard's
-	// button or a non-browser client (no Sec-Fetch-Site, or none /
-	// same-origin) may.
-	if crossSiteRequest(r) {
-		loginPage(w, http.StatusForbidden, "Login refused",
-			"A page of another site tried to start a login for "+name+". Open "+p.loginURL(name)+" yourself, or run `authproxy login "+name+"`.")
-		return
-	}
-	a := p.account(name)
-	if a == nil {
-		loginPage(w, http.StatusNotFound, "Unknown account", "There is no account named "+name+" in rules.toml.")
-		return
-	}
-	ia, ok := a.Broker.(auth.Interactive)
-	if !ok || a.Source == nil {
-		msg := "Account " + name + " logs in by itself; no browser login is needed."
-		if a.Source == nil {
-			msg = "Account " + name + " is not configured: unset environment variables " + strings.Join(a.Missing, ", ") + "."
-		}
-		loginPage(w, http.StatusBadRequest, "No browser login for "+name, msg)
-		return
-	}
-	state, err := p.logins.add(name)
-	if err != nil {
-		loginPage(w, http.StatusInternalServerError, "Login could not start", err.Error())
-		return
-	}
-	http.Redirect(w, r, ia.AuthURL(state, a.RedirectURI), http.StatusFound)
-}
+func (p *Proxy) account(name string) *Account { return findAccount(p.opts.Accounts, name) }
 
-// ServeCallback receives the broker's redirect after a browser login: it
-// checks state, exchanges the code and stores the token. It is mounted at
-// /callback/NAME on the proxy and on any extra loopback callback listener.
-func (p *Proxy) ServeCallback(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if name == "" {
-		name = strings.TrimPrefix(r.URL.Path, "/callback/")
-	}
-	a := p.account(name)
-	if a == nil {
-		loginPage(w, http.StatusNotFound, "Unknown account", "There is no account named "+name+".")
-		return
-	}
-	ia, ok := a.Broker.(auth.Interactive)
-	if !ok || a.Source == nil {
-		loginPage(w, http.StatusBadRequest, "No browser login for "+name, "This account does not log in through a browser.")
-		return
-	}
-	q := r.URL.Query()
-	if e := q.Get("error"); e != "" {
-		loginPage(w, http.StatusBadRequest, "The broker refused the login", e+" "+q.Get("error_description"))
-		return
-	}
-	state := q.Get("state")
-	if state == "" {
-		state = q.Get("State")
-	}
-	if !p.logins.take(name, state) {
-		loginPage(w, http.StatusBadRequest, "Login refused: unknown or used state",
-			"This login link is stale, was already used, or did not come from this authproxy. Start again at "+p.loginURL(name)+".")
-		return
-	}
-	tok, err := ia.Exchange(r.Context(), a.RedirectURI, q)
-	if err != nil {
-		ce := classify(err, name, p.opts.Now(), p.loginURL)
-		p.log.Warn("interactive login failed", "account", name, "err", ce.Message)
-		loginPage(w, http.StatusBadGateway, "Login failed", ce.Message)
-		return
-	}
-	if err := a.Source.Set(r.Context(), tok); err != nil {
-		loginPage(w, http.StatusInternalServerError, "Login could not be saved", err.Error())
-		return
-	}
-	p.log.Info("interactive login complete", "account", name, "expiry", tok.Expiry)
-	msg := "authproxy now holds a token for " + name
-	if !tok.Expiry.IsZero() {
-		msg += ", valid until " + tok.Expiry.Local().Format("2006-01-02 15:04 MST")
-	}
-	loginPage(w, http.StatusOK, "Logged in", msg+". You can close this tab; your scripts will work now.")
-}
-
-func (p *Proxy) account(name string) *Account {
-	for _, a := range p.opts.Accounts {
+func findAccount(accounts []*Account, name string) *Account {
+	for _, a := range accounts {
 		if a.Name == name {
 			return a
 		}
@@ -271,93 +182,9 @@ func (p *Proxy) account(name string) *Account {
 	return nil
 }
 
-var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>authproxy: {{.Title}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}h1{font-size:1.4em}.ok{color:#176f2c}.bad{color:#a3261b}</style>
-</head><body><h1 class="{{if .OK}}ok{{else}}bad{{end}}">{{.Title}}</h1><p id="message">{{.Message}}</p><p><a href="/">Dashboard</a></p></body></html>
-`))
-
-func loginPage(w http.ResponseWriter, status int, title, msg string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = loginTmpl.Execute(w, struct {
-		Title, Message string
-		OK             bool
-	}{title, msg, status == http.StatusOK})
-}
-
-// loginStates holds pending interactive logins: single-use, short-lived.
-type loginStates struct {
-	mu  sync.Mutex
-	now func() time.Time
-	m   map[string]pendingLogin
-}
-
-type pendingLogin struct {
-	account string
-	created time.Time
-}
-
-const loginStateTTL = 15 * time.Minute
-
-func newLoginStates(now func() time.Time) *loginStates {
-	return &loginStates{now: now, m: make(map[string]pendingLogin)}
-}
-
-func (l *loginStates) add(account string) (string, error) {
-	var b [24]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	state := base64.RawURLEncoding.EncodeToString(b[:])
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var (
-		n        int
-		oldest   string
-		oldestAt time.Time
-	)
-	for k, v := range l.m { // expire old entries; the map stays small
-		if now.Sub(v.created) > loginStateTTL {
-			delete(l.m, k)
-			continue
-		}
-		if v.account != account {
-			continue
-		}
-		n++
-		if oldest == "" || v.created.Before(oldestAt) {
-			oldest, oldestAt = k, v.created
-		}
-	}
-	// Bounded per account, and the newest is always accepted: the oldest
-	// pending login of this account makes room.
-	if n >= maxPendingLogins {
-		delete(l.m, oldest)
-	}
-	l.m[state] = pendingLogin{account: account, created: now}
-	return state, nil
-}
-
-// take consumes state if it is pending for account.
-func (l *loginStates) take(account, state string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	v, ok := l.m[state]
-	if !ok || v.account != account || l.now().Sub(v.created) > loginStateTTL {
-		return false
-	}
-	delete(l.m, state)
-	return true
-}
-
-// maxPendingLogins bounds the pending logins of one account.
-const maxPendingLogins = 8
-
 // LoginURL is the /login/NAME address for account.
 func (p *Proxy) LoginURL(account string) string { return p.loginURL(account) }
 
-// CallbackPath is the path of account's callback on the proxy.
-func CallbackPath(account string) string { return "/callback/" + url.PathEscape(account) }
+// ServeCallback serves the broker's redirect after a browser login (see
+// [Logins.ServeCallback]); extra loopback callback listeners use it.
+func (p *Proxy) ServeCallback(w http.ResponseWriter, r *http.Request) { p.logins.ServeCallback(w, r) }

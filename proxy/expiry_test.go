@@ -34,8 +34,7 @@ func TestLoginDueWarnings(t *testing.T) {
 	if row := dashRowFor(rep.Accounts[1], dayCounts{}, now); row.Soon {
 		t.Error("a token 5h from expiry is flagged")
 	}
-	m := NewMetrics()
-	m.SetStatus(func() StatusReport { return rep })
+	m := NewMetrics(func() StatusReport { return rep })
 	rec := httptest.NewRecorder()
 	m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)

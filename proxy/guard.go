@@ -33,21 +33,21 @@ func (a *Account) isOrder(r *http.Request) bool {
 }
 
 // markOrder notes that r is an order, when the guard is on.
-func (p *Proxy) markOrder(r *http.Request, st *reqState) {
-	if p.opts.Guard == nil || st.acct == nil || st.acct.bypasses(r) || !st.acct.isOrder(r) {
+func (x *exchange) markOrder(r *http.Request) {
+	if x.p.opts.Guard == nil || x.acct.bypasses(r) || !x.acct.isOrder(r) {
 		return
 	}
-	st.ord = &orderState{method: r.Method, path: safePath(r.URL.Path)}
+	x.ord = &orderState{method: r.Method, path: safePath(r.URL.Path)}
 }
 
 // guardOrder captures the client's own body (before any injection) for the
 // journal and applies the kill switch.
-func (p *Proxy) guardOrder(r *http.Request, st *reqState) error {
-	if st.ord == nil {
+func (x *exchange) guardOrder(r *http.Request) error {
+	if x.ord == nil {
 		return nil
 	}
-	st.ord.body = guard.ScrubBody(st.body, r.Header.Get("Content-Type"))
-	return p.pausedError(st.acct.Name)
+	x.ord.body = guard.ScrubBody(x.body, r.Header.Get("Content-Type"))
+	return x.p.pausedError(x.acct.Name)
 }
 
 func (p *Proxy) pausedError(name string) error {
@@ -62,11 +62,11 @@ func (p *Proxy) pausedError(name string) error {
 // orderSlot waits for the account's rate guard right before an order goes
 // to the broker (a replay after a rejected token takes a slot of its own)
 // and checks the kill switch again, for orders that waited in line.
-func (p *Proxy) orderSlot(ctx context.Context, st *reqState) (func(), error) {
-	if st.ord == nil {
+func (x *exchange) orderSlot(ctx context.Context) (func(), error) {
+	if x.ord == nil {
 		return func() {}, nil
 	}
-	name := st.acct.Name
+	p, name := x.p, x.acct.Name
 	release, err := p.opts.Guard.Limiter(name).Acquire(ctx)
 	var rl *guard.RateLimitedError
 	switch {
@@ -88,14 +88,15 @@ func (p *Proxy) orderSlot(ctx context.Context, st *reqState) (func(), error) {
 
 // recordOrder journals an order once: with the broker's answer (resp, whose
 // body is peeked and left whole) or with the proxy's own answer.
-func (p *Proxy) recordOrder(st *reqState, resp *http.Response) {
-	if st == nil || st.ord == nil || st.ord.journaled {
+func (x *exchange) recordOrder(resp *http.Response) {
+	if x.ord == nil || x.ord.journaled {
 		return
 	}
-	st.ord.journaled = true
-	e := guard.Entry{Time: st.start.UTC(), Account: st.acct.Name, Broker: st.acct.Type,
-		Method: st.ord.method, Path: st.ord.path, Body: st.ord.body, Status: st.status, Outcome: st.outcome,
-		DurationMS: float64(p.opts.Now().Sub(st.start).Microseconds()) / 1000}
+	p := x.p
+	x.ord.journaled = true
+	e := guard.Entry{Time: x.start.UTC(), Account: x.acct.Name, Broker: x.acct.Type,
+		Method: x.ord.method, Path: x.ord.path, Body: x.ord.body, Status: x.status, Outcome: x.outcome,
+		DurationMS: float64(p.opts.Now().Sub(x.start).Microseconds()) / 1000}
 	if resp != nil {
 		e.Status = resp.StatusCode
 		body := peeker(resp)()

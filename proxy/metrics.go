@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,7 +23,7 @@ type Metrics struct {
 	rejected *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	handler  http.Handler
-	status   atomic.Pointer[func() StatusReport]
+	status   func() StatusReport // nil: no gauges
 
 	descExpiry, descReady, descTunnels, descStore, descRejected *prometheus.Desc
 	descClientTLS, descLoginDue                                 *prometheus.Desc
@@ -39,11 +38,13 @@ const (
 	LoginKindRateLimited   = "rate_limited"   // the broker locked the account out
 )
 
-// NewMetrics builds the metrics and their registry. Call [Metrics.SetStatus]
-// once the proxy exists so that the gauges have something to read.
-func NewMetrics() *Metrics {
+// NewMetrics builds the metrics and their registry. status is where the
+// scrape-time gauges come from (normally the running proxy's Status; nil:
+// no gauges).
+func NewMetrics(status func() StatusReport) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		status: status,
+		reg:    prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authproxy_requests_total",
 			Help: "Proxied broker requests by account and outcome (ok, upstream_error, bypass, or the error code the client got).",
@@ -95,10 +96,6 @@ func NewMetrics() *Metrics {
 
 // Registry is the metrics' own registry (for tests and extra collectors).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
-// SetStatus sets where the scrape-time gauges come from: normally
-// (*Proxy).Status.
-func (m *Metrics) SetStatus(f func() StatusReport) { m.status.Store(&f) }
 
 // ServeHTTP serves the Prometheus text format.
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.handler.ServeHTTP(w, r) }
@@ -170,11 +167,10 @@ func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.m.status.Load()
-	if f == nil {
+	if c.m.status == nil {
 		return
 	}
-	rep := (*f)()
+	rep := c.m.status()
 	ch <- prometheus.MustNewConstMetric(c.m.descTunnels, prometheus.GaugeValue, float64(rep.OpenTunnels))
 	ch <- prometheus.MustNewConstMetric(c.m.descClientTLS, prometheus.CounterValue, float64(rep.ClientTLSFailures))
 	for _, a := range rep.Accounts {

@@ -40,9 +40,9 @@ func scrape(t *testing.T, addr string) string {
 }
 
 func TestMetricsCountRequestsReplaysAndLatency(t *testing.T) {
-	m := NewMetrics()
-	e := newTestEnv(t, withMetrics(m))
-	m.SetStatus(e.proxy.Status)
+	var e *testEnv
+	m := NewMetrics(func() StatusReport { return e.proxy.Status() })
+	e = newTestEnv(t, withMetrics(m))
 
 	e.up.valid = "tok-2" // the first token is refused: one replay
 	if resp, body := e.do(t, "POST", "/orders", `{"a":1}`, nil); resp.StatusCode != 200 {
@@ -98,13 +98,13 @@ func TestMetricsCountRequestsReplaysAndLatency(t *testing.T) {
 }
 
 func TestMetricsUnconfiguredAccount(t *testing.T) {
-	m := NewMetrics()
-	e := newTestEnv(t, func(o *Options) {
+	var e *testEnv
+	m := NewMetrics(func() StatusReport { return e.proxy.Status() })
+	e = newTestEnv(t, func(o *Options) {
 		withMetrics(m)(o)
 		o.Accounts[0].Source = nil
 		o.Accounts[0].Missing = []string{"ACCT_PASSWORD"}
 	})
-	m.SetStatus(e.proxy.Status)
 	if resp, _ := e.do(t, "GET", "/orders", "", nil); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502 not_configured", resp.StatusCode)
 	}
@@ -123,7 +123,7 @@ func TestMetricsUnconfiguredAccount(t *testing.T) {
 }
 
 func TestMetricsEvents(t *testing.T) {
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	for _, ev := range []auth.Event{
 		{Account: "a", Kind: auth.EventLogin},
 		{Account: "a", Kind: auth.EventLogin},
@@ -160,11 +160,10 @@ func TestMetricsEvents(t *testing.T) {
 }
 
 func TestMetricsExpiryGaugeAtScrapeTime(t *testing.T) {
-	m := NewMetrics()
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	exp := now.Add(90 * time.Minute)
 	past := now.Add(-time.Minute)
-	m.SetStatus(func() StatusReport {
+	m := NewMetrics(func() StatusReport {
 		return StatusReport{Time: now, OpenTunnels: 3, Accounts: []AccountStatus{
 			{Name: "tv", State: auth.StateReady, Expiry: &exp},
 			{Name: "pf", State: auth.StateExpired, Expiry: &past},

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -18,9 +16,14 @@ import (
 // recognise a rejected token (5paisa Status 9, Tradingo IsError).
 const peekLimit = 64 << 10
 
-// reqState travels with one proxied broker request.
-type reqState struct {
-	acct     *Account
+// exchange is one proxied broker request. It owns every step: account
+// selection and the checks before anything goes upstream (prepare), the
+// rewrite of the outgoing request, the transport (token, inject, forward,
+// one replay on rejection), the response check and the error answer: the
+// hooks of its own ReverseProxy.
+type exchange struct {
+	p        *Proxy
+	acct     *Account // nil until selected
 	host     string
 	port     string
 	body     []byte // buffered request body, for injection and replay
@@ -35,44 +38,53 @@ type reqState struct {
 	bodyErr  error       // reading the broker's answer failed after the client got its start
 }
 
-type reqStateKey struct{}
-
-// serveBroker runs the request pipeline for a request to a broker host.
+// serveBroker runs the request pipeline for a request to a broker host,
+// claimed by accts.
 func (p *Proxy) serveBroker(w http.ResponseWriter, r *http.Request, host, port, user string, accts []*Account) {
-	st := &reqState{host: host, port: port, start: p.opts.Now()}
-	defer p.finish(r, st)
-	acct, err := p.selectAccount(accts, user)
+	x := &exchange{p: p, host: host, port: port, start: p.opts.Now()}
+	defer x.finish(r)
+	if err := x.prepare(w, r, user, accts); err != nil {
+		x.fail(w, err)
+		return
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite:        x.rewrite,
+		Transport:      x,
+		ModifyResponse: x.modifyResponse,
+		ErrorHandler:   x.errorHandler,
+		ErrorLog:       p.rpLog,
+		BufferPool:     p.buffers,
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// prepare selects the account and applies every check that needs no
+// broker: request refusals, an unconfigured account, the body (read whole,
+// within BodyTimeout) and the kill switch.
+func (x *exchange) prepare(w http.ResponseWriter, r *http.Request, user string, accts []*Account) error {
+	acct, err := x.p.selectAccount(accts, user)
 	if err != nil {
-		p.fail(w, st, err)
-		return
+		return err
 	}
-	st.acct = acct
-	p.markOrder(r, st)
-	st.bypass = acct.bypasses(r)
-	if ce := refuseRequest(r, host, port, st.bypass); ce != nil {
+	x.acct = acct
+	x.markOrder(r)
+	x.bypass = acct.bypasses(r)
+	if ce := refuseRequest(r, x.host, x.port, x.bypass); ce != nil {
 		ce.Account = acct.Name
-		p.fail(w, st, ce)
-		return
+		return ce
 	}
-	if !st.bypass && (len(acct.Missing) > 0 || acct.Source == nil) {
-		p.fail(w, st, &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing})
-		return
+	if !x.bypass && (len(acct.Missing) > 0 || acct.Source == nil) {
+		return &auth.NotConfiguredError{Account: acct.Name, Missing: acct.Missing}
 	}
 	// Bodies are read whole, within BodyTimeout (set when the request
 	// arrived), before anything goes upstream (login endpoints' too: they
 	// are small).
-	err = p.bufferBody(r, st)
+	err = x.bufferBody(r)
 	clearBodyDeadline(w)
 	if err != nil {
-		p.fail(w, st, err)
-		return
+		return err
 	}
-	if err := p.guardOrder(r, st); err != nil {
-		p.fail(w, st, err)
-		return
-	}
-	out := r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
-	p.rp.ServeHTTP(w, out)
+	return x.guardOrder(r)
 }
 
 // bypasses reports whether r goes to the broker's own login endpoints.
@@ -85,23 +97,23 @@ func (a *Account) bypasses(r *http.Request) bool {
 
 // bufferBody reads the request body (bounded by MaxBody) so that it can be
 // rewritten and replayed.
-func (p *Proxy) bufferBody(r *http.Request, st *reqState) error {
+func (x *exchange) bufferBody(r *http.Request) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	if r.ContentLength > p.opts.MaxBody {
+	if r.ContentLength > x.p.opts.MaxBody {
 		return auth.ErrTooLarge
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, p.opts.MaxBody+1))
+	data, err := io.ReadAll(io.LimitReader(r.Body, x.p.opts.MaxBody+1))
 	_ = r.Body.Close()
 	if err != nil {
 		return &ClientError{Status: http.StatusBadRequest, Code: CodeBadRequest,
 			Message: "could not read the request body: " + err.Error(), Err: err}
 	}
-	if int64(len(data)) > p.opts.MaxBody {
+	if int64(len(data)) > x.p.opts.MaxBody {
 		return auth.ErrTooLarge
 	}
-	st.body, st.hasBody = data, true
+	x.body, x.hasBody = data, true
 	r.Body = http.NoBody
 	r.ContentLength = int64(len(data))
 	return nil
@@ -109,16 +121,12 @@ func (p *Proxy) bufferBody(r *http.Request, st *reqState) error {
 
 // rewrite prepares the outgoing request (ReverseProxy.Rewrite); hop-by-hop
 // and X-Forwarded headers are already removed.
-func rewrite(pr *httputil.ProxyRequest) {
-	st, _ := pr.In.Context().Value(reqStateKey{}).(*reqState)
-	if st == nil {
-		return
-	}
+func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	u := *pr.In.URL
 	u.Scheme = "https"
-	u.Host = st.host
-	if st.port != "" && st.port != "443" {
-		u.Host = st.host + ":" + st.port
+	u.Host = x.host
+	if x.port != "" && x.port != "443" {
+		u.Host = x.host + ":" + x.port
 	}
 	u.User = nil
 	pr.Out.URL = &u
@@ -127,24 +135,17 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header.Del("Proxy-Authorization")
 }
 
-// roundTrip is the ReverseProxy transport: token, inject, forward, and one
+// RoundTrip is the ReverseProxy transport: token, inject, forward, and one
 // replay with a fresh token when the broker rejects the first.
-func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
-	st, _ := out.Context().Value(reqStateKey{}).(*reqState)
-	if st == nil {
-		return nil, errors.New("proxy: request without pipeline state")
-	}
-	if st.bypass {
-		if st.hasBody {
-			body := st.body
-			out.Body = io.NopCloser(bytes.NewReader(body))
-			out.ContentLength = int64(len(body))
-			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		}
+func (x *exchange) RoundTrip(out *http.Request) (*http.Response, error) {
+	p := x.p
+	if x.bypass {
+		// The broker's own login endpoints: forwarded untouched.
+		x.setBody(out)
 		return p.upstream.RoundTrip(out)
 	}
 	ctx := out.Context()
-	acct := st.acct
+	acct := x.acct
 	tok, err := p.token(ctx, acct, nil)
 	if err != nil {
 		return nil, err
@@ -154,22 +155,22 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 			Message: "no valid token could be obtained"}
 	}
 	pristine := out.Header.Clone()
-	resp, err := p.attempt(out, st, tok)
+	resp, err := x.attempt(out, tok)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return wrapStream(resp, acct.Broker, st.host, tok), nil
+		return wrapStream(resp, acct.Broker, x.host, tok), nil
 	}
 	holder, _ := acct.Source.(rejectionHolder)
 	if !acct.Broker.Rejected(resp, peeker(resp)) && !p.sessionDead(ctx, acct, resp, tok) {
 		if holder != nil {
 			holder.Accepted()
 		}
-		if resp, err = p.follow(out, pristine, st, tok, resp); err != nil {
+		if resp, err = x.follow(out, pristine, tok, resp); err != nil {
 			return nil, err
 		}
-		return p.checkBody(resp, st)
+		return x.checkBody(resp)
 	}
 	if holder != nil && !holder.RejectHeld() && holder.FreshAfterRejection(tok) {
 		// The token of the re-login after a rejection is refused too (its
@@ -180,9 +181,9 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 	if holder != nil && holder.RejectHeld() {
 		// A fresh token was refused too: a login would not help. Pass
 		// the broker's own answer on.
-		st.outcome = outcomeRejected
+		x.outcome = outcomeRejected
 		p.log.Info("token rejected by broker; re-logins held, passing the answer on", "account", acct.Name, "status", resp.StatusCode)
-		return p.checkBody(resp, st)
+		return x.checkBody(resp)
 	}
 	// The broker refused the token: drop it, log in once more, replay.
 	drain(resp)
@@ -191,32 +192,32 @@ func (p *Proxy) roundTrip(out *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.replayed = true
+	x.replayed = true
 	again := out.Clone(ctx)
 	again.Header = pristine
-	resp, err = p.attempt(again, st, fresh)
+	resp, err = x.attempt(again, fresh)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return wrapStream(resp, acct.Broker, st.host, fresh), nil
+		return wrapStream(resp, acct.Broker, x.host, fresh), nil
 	}
 	if holder != nil {
 		peek := peeker(resp)
 		if acct.Broker.Rejected(resp, peek) {
-			st.outcome = outcomeRejected
+			x.outcome = outcomeRejected
 			holder.RejectedAgain(fresh, rejectionMessage(resp, peek()))
 		} else {
 			holder.Accepted()
 		}
 	}
-	return p.checkBody(resp, st)
+	return x.checkBody(resp)
 }
 
 // wrapStream routes the client-to-broker bytes of an upgraded connection
 // through the broker's StreamRewriter, when it has one. ReverseProxy copies
 // client bytes into resp.Body's Write and broker bytes out of its Read.
-func wrapStream(resp *http.Response, b auth.Broker, host string, tok *auth.Token) *http.Response {
+func wrapStream(resp *http.Response, b Injector, host string, tok *auth.Token) *http.Response {
 	sr, ok := b.(auth.StreamRewriter)
 	if !ok {
 		return resp
@@ -236,24 +237,34 @@ type rewrittenStream struct {
 
 func (s *rewrittenStream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
-func (p *Proxy) attempt(req *http.Request, st *reqState, tok *auth.Token) (*http.Response, error) {
-	if st.hasBody {
-		body := st.body
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+// setBody gives req a fresh reader over the buffered request body.
+func (x *exchange) setBody(req *http.Request) {
+	if !x.hasBody {
+		return
 	}
-	p.route(req, st, tok)
-	if err := st.acct.Broker.Inject(req, tok); err != nil {
+	body := x.body
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
+
+// attempt sends one try upstream: the buffered body, the route the token
+// names, the client's own credentials stripped and the account's injected,
+// and an order's slot in the rate guard.
+func (x *exchange) attempt(req *http.Request, tok *auth.Token) (*http.Response, error) {
+	x.setBody(req)
+	x.route(req, tok)
+	stripClientCredentials(req.Header, x.acct.Broker)
+	if err := x.acct.Broker.Inject(req, tok); err != nil {
 		return nil, err
 	}
-	st.injected = true
-	release, err := p.orderSlot(req.Context(), st)
+	x.injected = true
+	release, err := x.orderSlot(req.Context())
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return p.upstream.RoundTrip(req)
+	return x.p.upstream.RoundTrip(req)
 }
 
 // peeker returns a function that reads up to peekLimit bytes of resp's body
@@ -313,31 +324,30 @@ func drain(resp *http.Response) {
 	_ = resp.Body.Close()
 }
 
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	if st, _ := resp.Request.Context().Value(reqStateKey{}).(*reqState); st != nil {
-		st.status = resp.StatusCode
-		p.recordOrder(st, resp)
-	}
+// modifyResponse notes the broker's status and journals an order.
+func (x *exchange) modifyResponse(resp *http.Response) error {
+	x.status = resp.StatusCode
+	x.recordOrder(resp)
 	return nil
 }
 
 // errorHandler answers the client with the DESIGN.md error shape.
-func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(reqStateKey{}).(*reqState)
-	if st == nil {
-		st = &reqState{}
+func (x *exchange) errorHandler(w http.ResponseWriter, _ *http.Request, err error) { x.fail(w, err) }
+
+// name is the selected account's name, "" before one is selected.
+func (x *exchange) name() string {
+	if x.acct == nil {
+		return ""
 	}
-	p.fail(w, st, err)
+	return x.acct.Name
 }
 
-func (p *Proxy) fail(w http.ResponseWriter, st *reqState, err error) {
-	name := ""
-	if st.acct != nil {
-		name = st.acct.Name
-	}
+// fail answers the client with the proxy's own error instead of the broker.
+func (x *exchange) fail(w http.ResponseWriter, err error) {
+	p, name := x.p, x.name()
 	ce := classify(err, name, p.opts.Now(), p.loginURL)
-	st.status, st.outcome = ce.Status, ce.Code
-	p.recordOrder(st, nil)
+	x.status, x.outcome = ce.Status, ce.Code
+	x.recordOrder(nil)
 	if ce.Status == 499 {
 		return // the client went away
 	}
@@ -346,35 +356,31 @@ func (p *Proxy) fail(w http.ResponseWriter, st *reqState, err error) {
 }
 
 // finish logs one line per broker request and counts it.
-func (p *Proxy) finish(r *http.Request, st *reqState) {
-	outcome := st.outcome
+func (x *exchange) finish(r *http.Request) {
+	p := x.p
+	outcome := x.outcome
 	switch {
 	case outcome != "":
-	case st.bypass:
+	case x.bypass:
 		outcome = "bypass"
-	case st.status >= 400:
+	case x.status >= 400:
 		outcome = "upstream_error"
 	default:
 		outcome = "ok"
 	}
-	name := ""
-	if st.acct != nil {
-		name = st.acct.Name
-	}
-	p.recordOrder(st, nil)
-	rec := RequestRecord{Account: name, Method: r.Method, Path: r.URL.Path, Status: st.status,
-		Outcome: outcome, Duration: p.opts.Now().Sub(st.start), Injected: st.injected, Replayed: st.replayed}
-	if st.bodyErr != nil && (outcome == "ok" || outcome == "upstream_error" || outcome == outcomeRejected) {
+	name := x.name()
+	x.recordOrder(nil)
+	rec := RequestRecord{Account: name, Method: r.Method, Path: r.URL.Path, Status: x.status,
+		Outcome: outcome, Duration: p.opts.Now().Sub(x.start), Injected: x.injected, Replayed: x.replayed}
+	if x.bodyErr != nil && (outcome == "ok" || outcome == "upstream_error" || outcome == outcomeRejected) {
 		// The broker's answer broke off after its first bytes reached the
 		// client: a failure, not a success.
 		outcome = CodeUpstreamUnreachable
 		rec.Outcome = outcome
-		if st.acct != nil {
-			st.acct.requests.add(outcome)
-		}
-		p.log.Warn("broker answer broke off", "account", name, "err", st.bodyErr)
-	} else if st.acct != nil {
-		st.acct.requests.add(outcome)
+		p.log.Warn("broker answer broke off", "account", name, "err", x.bodyErr)
+	}
+	if x.acct != nil {
+		x.acct.requests.add(outcome)
 	}
 	p.log.Info("request", "account", rec.Account, "method", rec.Method, "path", safePath(rec.Path),
 		"status", rec.Status, "outcome", rec.Outcome, "dur", rec.Duration.Round(time.Microsecond),
@@ -392,6 +398,27 @@ func safePath(s string) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
-func (p *Proxy) loginURL(account string) string {
-	return "http://" + p.opts.Listen + "/login/" + account
+func (p *Proxy) loginURL(account string) string { return loginURL(p.opts.Listen, account) }
+
+// credentialHeaders is implemented by a broker whose credentials travel in
+// headers besides Authorization (auth/angelone's X-PrivateKey).
+type credentialHeaders interface{ CredentialHeaders() []string }
+
+// stripClientCredentials removes every Authorization header the client
+// sent, and the broker's other credential headers, in any spelling (a
+// client or HTTP/2 may deliver a non-canonical key), so that only the
+// account's injected credentials reach the broker. It runs once here,
+// before every broker's Inject.
+func stripClientCredentials(h http.Header, b Injector) {
+	names := []string{"Authorization"}
+	if ch, ok := b.(credentialHeaders); ok {
+		names = append(names, ch.CredentialHeaders()...)
+	}
+	for k := range h {
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				delete(h, k)
+			}
+		}
+	}
 }

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,11 +31,32 @@ import (
 	"github.com/authproxy/authproxy/guard"
 )
 
-// TokenSource is what the pipeline needs from a token cache; *auth.Cache
-// satisfies it.
+// Injector is what the pipeline uses from a broker: put the account's
+// credentials into an outgoing request (the client's own Authorization is
+// already gone), and recognise an answer that refuses the token. The
+// pipeline also uses, when the broker has them, auth.Bypasser,
+// auth.OrderDeclarer, auth.HostRouter, auth.SessionChecker,
+// auth.RedirectFollower and auth.StreamRewriter; the login pages and
+// /status use auth.Interactive. Every auth.Broker is an Injector.
+type Injector interface {
+	Inject(r *http.Request, t *auth.Token) error
+	Rejected(resp *http.Response, peek func() []byte) bool
+}
+
+// TokenSource is what the pipeline needs from a token cache: the current
+// token, and a fresh one after the broker refused one. A source that holds
+// re-logins after repeated rejections also implements rejectionHolder
+// (rejection.go).
 type TokenSource interface {
 	Token(ctx context.Context) (*auth.Token, error)
 	Relogin(ctx context.Context, rejected *auth.Token) (*auth.Token, error)
+}
+
+// Cache is an account's token cache as the proxy holds it (*auth.Cache):
+// the pipeline's TokenSource, Set for the token of a browser login (the
+// callback) and Status for /status.
+type Cache interface {
+	TokenSource
 	Set(ctx context.Context, t *auth.Token) error
 	Status() auth.Status
 }
@@ -47,9 +67,9 @@ type Account struct {
 	Type    string
 	Display string   // the broker's name for people ("5paisa")
 	Hosts   []string // lower-case names or "*.domain" patterns
-	Broker  auth.Broker
-	Source  TokenSource // nil when Missing is non-empty
-	Missing []string    // unset environment variables: the account is unconfigured
+	Broker  Injector
+	Source  Cache    // nil when Missing is non-empty
+	Missing []string // unset environment variables: the account is unconfigured
 	// RedirectURI is where an interactive login's callback lands.
 	RedirectURI string
 	// Bypass, for an account without a Broker (unconfigured), still
@@ -130,14 +150,15 @@ type Proxy struct {
 	log      *slog.Logger
 	gp       *goproxy.ProxyHttpServer
 	upstream http.RoundTripper
-	rp       *httputil.ReverseProxy
+	rpLog    *log.Logger  // the ReverseProxies' internal log, to slog
+	buffers  *copyBuffers // the ReverseProxies' response-copy buffers
 	mitm     *mitmServer
 	own      http.Handler
-	logins   *loginStates
+	logins   *Logins
 	tunnels  atomic.Int64
 	byHost   map[string][]*Account
 	wildcard []*Account
-	peerUID  PeerUIDFunc // nil: the platform cannot tell a client's user
+	peer     peerGate
 	closed   chan struct{}
 	once     sync.Once
 	tlsFails clientTLSFailures
@@ -171,14 +192,10 @@ func New(opts Options) (*Proxy, error) {
 		log:    opts.Logger,
 		byHost: make(map[string][]*Account),
 		closed: make(chan struct{}),
-		logins: newLoginStates(opts.Now),
+		logins: NewLogins(LoginsOptions{Logger: opts.Logger, Listen: opts.Listen, Accounts: opts.Accounts, Now: opts.Now}),
 	}
-	switch {
-	case opts.PeerUID != nil:
-		p.peerUID = opts.PeerUID
-	case peerUIDSupported:
-		p.peerUID = defaultPeerUID
-	case len(opts.Users) == 0:
+	p.peer = newPeerGate(opts.PeerUID, opts.AllowUIDs, p.log)
+	if p.peer.uid == nil && len(opts.Users) == 0 {
 		p.log.Warn("this platform cannot tell which user runs a loopback client: every local user's programs can use this proxy; set [proxy_auth] users to require a password")
 	}
 	for _, a := range opts.Accounts {
@@ -200,16 +217,10 @@ func New(opts Options) (*Proxy, error) {
 		}
 		p.upstream = tr
 	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		ModifyResponse: p.modifyResponse,
-		Transport:      roundTripperFunc(p.roundTrip),
-		ErrorHandler:   p.errorHandler,
-		ErrorLog:       log.New(logWriter{p.log}, "", 0),
-		BufferPool:     newCopyBuffers(),
-	}
+	p.rpLog = stdLogger(p.log)
+	p.buffers = newCopyBuffers()
 	p.own = p.ownEndpoints()
-	p.mitm = newMITMServer(p)
+	p.mitm = newMITMServer(p.log, opts.IdleTimeout)
 	p.gp = p.newGoproxy()
 	return p, nil
 }
@@ -296,10 +307,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			deny.write(w)
 			return
 		}
-		if !p.ownHostAllowed(r) {
-			(&ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
-				Message: "authproxy answers only requests addressed to " + p.opts.Listen + ", localhost, 127.0.0.1 or [::1]",
-				Hint:    "open http://" + p.opts.Listen + "/"}).write(w)
+		if !ownHostAllowed(p.opts.Listen, r) {
+			ownHostRefusal(p.opts.Listen).write(w)
 			return
 		}
 		p.own.ServeHTTP(w, r)
@@ -390,9 +399,9 @@ func (p *Proxy) selectAccount(accts []*Account, user string) (*Account, error) {
 		Hint:    "connect as http://ACCOUNT:PASSWORD@" + p.opts.Listen + " or map users to accounts in [proxy_auth]"}
 }
 
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+// stdLogger sends net/http's (and goproxy's) internal log lines to slog at
+// debug level.
+func stdLogger(l *slog.Logger) *log.Logger { return log.New(logWriter{l}, "", 0) }
 
 // logWriter sends net/http's internal log lines to slog at debug level.
 type logWriter struct{ l *slog.Logger }
@@ -428,3 +437,9 @@ func (c *counters) snapshot() map[string]int64 {
 }
 
 var _ net.Conn = (*idleConn)(nil)
+
+func ownHostRefusal(listen string) *ClientError {
+	return &ClientError{Status: http.StatusForbidden, Code: CodeForbidden,
+		Message: "authproxy answers only requests addressed to " + listen + ", localhost, 127.0.0.1 or [::1]",
+		Hint:    "open http://" + listen + "/"}
+}

@@ -24,10 +24,13 @@ import (
 
 const brokerHost = "api.example-broker.test"
 
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // fakeBroker injects "Bearer <token>" and treats 401 as a rejection.
 type fakeBroker struct{}
 
-func (fakeBroker) Login(context.Context) (*auth.Token, error) { return nil, errors.New("unused") }
 func (fakeBroker) Inject(r *http.Request, t *auth.Token) error {
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	return nil

@@ -66,8 +66,8 @@ func (p *Proxy) token(ctx context.Context, acct *Account, rejected *auth.Token) 
 // bytes reached the client becomes `upstream_unreachable` (502) instead of
 // a closed connection: a small answer (known length up to peekLimit) is read
 // whole before the client sees anything, a larger or unsized one up to its
-// first byte. A break later on is recorded in st for the log and metrics.
-func (p *Proxy) checkBody(resp *http.Response, st *reqState) (*http.Response, error) {
+// first byte. A break later on is recorded in x for the log and metrics.
+func (x *exchange) checkBody(resp *http.Response) (*http.Response, error) {
 	if resp.Body == nil || resp.Body == http.NoBody || resp.Request == nil || resp.Request.Method == http.MethodHead ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		return resp, nil
@@ -93,10 +93,7 @@ func (p *Proxy) checkBody(resp *http.Response, st *reqState) (*http.Response, er
 	}
 	if err != nil {
 		_ = body.Close()
-		name := ""
-		if st.acct != nil {
-			name = st.acct.Name
-		}
+		name := x.acct.Name
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
@@ -105,20 +102,20 @@ func (p *Proxy) checkBody(resp *http.Response, st *reqState) (*http.Response, er
 			Hint:    "the request may or may not have been processed by the broker; check before repeating an order",
 			Err:     err}
 	}
-	resp.Body = &multiReadCloser{Reader: io.MultiReader(bytes.NewReader(head), &watchedBody{r: body, st: st}), c: body}
+	resp.Body = &multiReadCloser{Reader: io.MultiReader(bytes.NewReader(head), &watchedBody{r: body, x: x}), c: body}
 	return resp, nil
 }
 
 // watchedBody records a read error other than the end of the body.
 type watchedBody struct {
-	r  io.Reader
-	st *reqState
+	r io.Reader
+	x *exchange
 }
 
 func (w *watchedBody) Read(b []byte) (int, error) {
 	n, err := w.r.Read(b)
-	if err != nil && !errors.Is(err, io.EOF) && w.st.bodyErr == nil {
-		w.st.bodyErr = err
+	if err != nil && !errors.Is(err, io.EOF) && w.x.bodyErr == nil {
+		w.x.bodyErr = err
 	}
 	return n, err
 }
@@ -178,23 +175,23 @@ func clipMessage(s string) string {
 
 // route sends req to the host the broker names for tok (auth.HostRouter:
 // 5paisa's feed host from the RedirectServer claim), and says so in the log.
-func (p *Proxy) route(req *http.Request, st *reqState, tok *auth.Token) {
-	hr, ok := st.acct.Broker.(auth.HostRouter)
+func (x *exchange) route(req *http.Request, tok *auth.Token) {
+	hr, ok := x.acct.Broker.(auth.HostRouter)
 	if !ok {
 		return
 	}
-	to := hr.UpstreamHost(st.host, tok)
-	if to == st.host || to == "" {
+	to := hr.UpstreamHost(x.host, tok)
+	if to == x.host || to == "" {
 		return
 	}
 	host := to
-	if st.port != "" && st.port != "443" {
-		host = to + ":" + st.port
+	if x.port != "" && x.port != "443" {
+		host = to + ":" + x.port
 	}
 	req.URL.Host, req.Host = host, host
 	// A client's Origin naming the host it asked for (WebSocket clients
 	// send their target's origin) names the host it now goes to.
-	if o, err := url.Parse(req.Header.Get("Origin")); err == nil && o.Host != "" && strings.EqualFold(o.Hostname(), st.host) {
+	if o, err := url.Parse(req.Header.Get("Origin")); err == nil && o.Host != "" && strings.EqualFold(o.Hostname(), x.host) {
 		port := o.Port()
 		o.Host = to
 		if port != "" {
@@ -202,8 +199,8 @@ func (p *Proxy) route(req *http.Request, st *reqState, tok *auth.Token) {
 		}
 		req.Header.Set("Origin", o.String())
 	}
-	p.log.Info("sending the request to the host the token names", "account", st.acct.Name,
-		"asked", st.host, "host", to, "path", safePath(req.URL.Path))
+	x.p.log.Info("sending the request to the host the token names", "account", x.acct.Name,
+		"asked", x.host, "host", to, "path", safePath(req.URL.Path))
 }
 
 // sessionDead reports whether resp, not a plain rejection, comes from a
@@ -233,8 +230,8 @@ const maxRedirects = 3
 
 // follow follows 307/308 redirects to hosts the broker accepts
 // (auth.RedirectFollower), with the same token: no second session.
-func (p *Proxy) follow(orig *http.Request, pristine http.Header, st *reqState, tok *auth.Token, resp *http.Response) (*http.Response, error) {
-	rf, ok := st.acct.Broker.(auth.RedirectFollower)
+func (x *exchange) follow(orig *http.Request, pristine http.Header, tok *auth.Token, resp *http.Response) (*http.Response, error) {
+	rf, ok := x.acct.Broker.(auth.RedirectFollower)
 	if !ok {
 		return resp, nil
 	}
@@ -251,9 +248,9 @@ func (p *Proxy) follow(orig *http.Request, pristine http.Header, st *reqState, t
 		next.Header = pristine.Clone()
 		next.URL = loc
 		next.Host = loc.Host
-		p.log.Info("following the broker's redirect with the same token", "account", st.acct.Name,
+		x.p.log.Info("following the broker's redirect with the same token", "account", x.acct.Name,
 			"host", loc.Hostname(), "path", safePath(loc.Path))
-		if resp, err = p.attempt(next, st, tok); err != nil {
+		if resp, err = x.attempt(next, tok); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,10 +47,49 @@ func (p *Proxy) allowedAccount(accts []*Account, user string) (*Account, error) 
 		"list the account for this user in [proxy_auth] accounts")
 }
 
-// peerUIDs is the set of Unix users allowed without [proxy_auth]: root,
-// the proxy's own user and Options.AllowUIDs.
-func (p *Proxy) uidAllowed(uid int) bool {
-	return uid == 0 || uid == os.Getuid() || slices.Contains(p.opts.AllowUIDs, uid)
+// peerGate tells which Unix user runs a loopback client and refuses other
+// users' programs: allowed are root, the proxy's own user and allow
+// (Options.AllowUIDs).
+type peerGate struct {
+	uid   PeerUIDFunc // nil: the platform cannot tell a client's user
+	allow []int
+	log   *slog.Logger
+}
+
+func newPeerGate(uid PeerUIDFunc, allow []int, log *slog.Logger) peerGate {
+	if uid == nil && peerUIDSupported {
+		uid = defaultPeerUID
+	}
+	return peerGate{uid: uid, allow: allow, log: log}
+}
+
+func (g peerGate) uidAllowed(uid int) bool {
+	return uid == 0 || uid == os.Getuid() || slices.Contains(g.allow, uid)
+}
+
+// LocalOnly serves h as the proxy serves its own endpoints without
+// [proxy_auth]: only to the programs of the user running authproxy (where
+// the platform can tell) and only for requests addressed to listen,
+// localhost, 127.0.0.1 or [::1]. `authproxy login` serves its temporary
+// login page with it.
+func LocalOnly(listen string, logger *slog.Logger, h http.Handler) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	gate := newPeerGate(nil, nil, logger)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gate.uid != nil {
+			if deny := gate.check(r); deny != nil {
+				deny.write(w)
+				return
+			}
+		}
+		if !ownHostAllowed(listen, r) {
+			ownHostRefusal(listen).write(w)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // checkPeer refuses a loopback client owned by another Unix user. With
@@ -58,9 +98,13 @@ func (p *Proxy) uidAllowed(uid int) bool {
 // found is refused (fail closed); a remote one is left to [proxy_auth],
 // which a non-loopback listen address requires.
 func (p *Proxy) checkPeer(r *http.Request) *ClientError {
-	if len(p.opts.Users) > 0 || p.peerUID == nil {
+	if len(p.opts.Users) > 0 || p.peer.uid == nil {
 		return nil
 	}
+	return p.peer.check(r)
+}
+
+func (g peerGate) check(r *http.Request) *ClientError {
 	remote, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return forbidden("", "the client's address could not be read, so its user cannot be told", "")
@@ -74,18 +118,18 @@ func (p *Proxy) checkPeer(r *http.Request) *ClientError {
 		}
 		return nil
 	}
-	uid, err := p.peerUID(remote, tcp.AddrPort())
+	uid, err := g.uid(remote, tcp.AddrPort())
 	if err != nil {
 		if !loopback && errors.Is(err, ErrPeerUnknown) {
 			return nil
 		}
-		p.log.Warn("refused a client whose Unix user cannot be told", "client", r.RemoteAddr, "err", err)
+		g.log.Warn("refused a client whose Unix user cannot be told", "client", r.RemoteAddr, "err", err)
 		return forbidden("", "the Unix user running this client cannot be told", "run your scripts as the user that runs authproxy")
 	}
-	if p.uidAllowed(uid) {
+	if g.uidAllowed(uid) {
 		return nil
 	}
-	p.log.Warn("refused a client of another Unix user", "client", r.RemoteAddr, "uid", uid)
+	g.log.Warn("refused a client of another Unix user", "client", r.RemoteAddr, "uid", uid)
 	return forbidden("", "this proxy serves only the programs of the user who runs it (uid "+strconv.Itoa(os.Getuid())+
 		"); this client runs as uid "+strconv.Itoa(uid),
 		"run your scripts as the user that runs authproxy, or give each user a password in [proxy_auth]")
@@ -151,7 +195,7 @@ func sameOrigin(origin, host string) bool {
 // ownHostAllowed reports whether a request to the proxy's own endpoints
 // names the proxy in its Host: the listen host, localhost, 127.0.0.1 or
 // [::1]. Anything else may be a DNS-rebinding page.
-func (p *Proxy) ownHostAllowed(r *http.Request) bool {
+func ownHostAllowed(listen string, r *http.Request) bool {
 	h := r.Host
 	if hh, _, err := net.SplitHostPort(h); err == nil {
 		h = hh
@@ -161,7 +205,7 @@ func (p *Proxy) ownHostAllowed(r *http.Request) bool {
 	case "localhost", "127.0.0.1", "::1":
 		return true
 	}
-	if lh, _, err := net.SplitHostPort(p.opts.Listen); err == nil && h != "" && normalizeHost(lh) == h {
+	if lh, _, err := net.SplitHostPort(listen); err == nil && h != "" && normalizeHost(lh) == h {
 		return true
 	}
 	return false

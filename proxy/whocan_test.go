@@ -411,10 +411,10 @@ func TestLoginCannotBeStartedOrBlockedByAnotherSite(t *testing.T) {
 		}
 		states = append(states, u.Query().Get("state"))
 	}
-	if !e.proxy.logins.take("pf", states[len(states)-1]) {
+	if !e.proxy.logins.pending.take("pf", states[len(states)-1]) {
 		t.Fatal("the newest login state was not accepted")
 	}
-	if e.proxy.logins.take("pf", states[0]) {
+	if e.proxy.logins.pending.take("pf", states[0]) {
 		t.Fatal("the oldest pending login survived past the cap")
 	}
 }

@@ -422,34 +422,25 @@ func ParseSession(status int, body []byte) (Session, error) {
 // X-SourceID, X-ClientLocalIP, X-ClientPublicIP, X-MACAddress, Accept,
 // and Content-Type on a request with a body) when the client sent none.
 func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
+	// The proxy has already removed the client's own copies of
+	// CredentialHeaders and Authorization, in any spelling.
 	if t == nil || t.Access == "" {
 		return fmt.Errorf("angelone account %q: no token to inject", b.cfg.Account)
 	}
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	del := func(names ...string) {
-		for k := range r.Header {
-			for _, n := range names {
-				if strings.EqualFold(k, n) {
-					delete(r.Header, k)
-				}
-			}
-		}
-	}
 	if h := requestHost(r); h == StreamHost || h == OrderStreamHost {
 		feed := t.Aux[AuxFeed]
 		if feed == "" {
 			return fmt.Errorf("angelone account %q: the session has no feed token for %s", b.cfg.Account, h)
 		}
-		del("Authorization", "x-api-key", "x-client-code", "x-feed-token")
 		r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 		r.Header.Set("x-api-key", b.cfg.APIKey.Reveal())
 		r.Header.Set("x-client-code", b.cfg.ClientCode)
 		r.Header.Set("x-feed-token", feed.Reveal())
 		return nil
 	}
-	del("Authorization", "X-PrivateKey")
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	r.Header.Set("X-PrivateKey", b.cfg.APIKey.Reveal())
 	for _, kv := range [...][2]string{
@@ -464,6 +455,13 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	return nil
+}
+
+// CredentialHeaders names the headers besides Authorization that carry
+// this broker's credentials: the proxy strips a client's own copies of them
+// before Inject.
+func (b *Broker) CredentialHeaders() []string {
+	return []string{"X-PrivateKey", "x-api-key", "x-client-code", "x-feed-token"}
 }
 
 // Rejected reports whether SmartAPI refused the token: HTTP 401; or a

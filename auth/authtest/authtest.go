@@ -1,6 +1,6 @@
-// Package authtest holds small helpers shared by the tests of the auth,
-// broker and certs packages: a controllable clock and a log buffer that is
-// safe to write from several goroutines. Production code never imports it.
+// Package authtest holds small helpers shared by the tests of the whole
+// repository: the one test clock, and a log buffer that is safe to write
+// from several goroutines. Production code never imports it.
 package authtest
 
 import (

@@ -595,11 +595,6 @@ func (s *session) Inject(r *http.Request, t *auth.Token) error {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	for k := range r.Header {
-		if strings.EqualFold(k, "Authorization") {
-			delete(r.Header, k)
-		}
-	}
 	r.Header.Set("Authorization", "bearer "+t.Access.Reveal())
 	if isFeedRequest(r) {
 		if err := s.feedCredentials(r, t); err != nil {

@@ -337,11 +337,6 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 		r.URL.RawQuery = q.Encode()
 		return nil
 	}
-	for k := range r.Header {
-		if strings.EqualFold(k, "Authorization") {
-			delete(r.Header, k)
-		}
-	}
 	r.Header.Set("Authorization", "token "+b.cfg.APIKey+":"+t.Access.Reveal())
 	if r.Header.Get("X-Kite-Version") == "" {
 		r.Header.Set("X-Kite-Version", Version)

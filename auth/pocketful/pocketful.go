@@ -319,8 +319,8 @@ func validClientID(s string) bool {
 	return true
 }
 
-// Inject sets "Authorization: Bearer <token>" on r, first removing every
-// Authorization header the client sent. With FillClientID it adds
+// Inject sets "Authorization: Bearer <token>" on r (the proxy has already
+// removed the client's own). With FillClientID it adds
 // client_id to a GET route that needs it (NeedsClientID) when the query
 // has none. On the market-data WebSocket (FeedPath, any case) it sets
 // access_token and login_id (the token's client id, when known) in the
@@ -331,11 +331,6 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	}
 	if r.Header == nil {
 		r.Header = make(http.Header)
-	}
-	for k := range r.Header {
-		if strings.EqualFold(k, "Authorization") {
-			delete(r.Header, k)
-		}
 	}
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	if r.URL == nil {

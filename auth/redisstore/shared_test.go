@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
 	"github.com/authproxy/authproxy/auth/redisstore/redistest"
 )
 
@@ -390,16 +391,9 @@ func TestSharedLoginWhileStoreDown(t *testing.T) {
 	}
 }
 
-// clock is a settable clock.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
-
 func TestSharedRenewalPostponedWhileStoreDown(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	clk := &clock{}
-	clk.ns.Store(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC).UnixNano())
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	b := newBroker(60 * time.Minute)
 	b.now = clk.Now
 	s := newStore(t, srv.URL(), testKey)
@@ -413,7 +407,7 @@ func TestSharedRenewalPostponedWhileStoreDown(t *testing.T) {
 
 	// Past the refresh point (the 30m midpoint, earlier than expiry-margin):
 	// the renewal is postponed, the token still served.
-	clk.Add(31 * time.Minute)
+	clk.Advance(31 * time.Minute)
 	if got, err := c.Token(ctx); err != nil || got != tok {
 		t.Fatalf("past the refresh point: %v %v", got, err)
 	}
@@ -426,7 +420,7 @@ func TestSharedRenewalPostponedWhileStoreDown(t *testing.T) {
 	}
 
 	// In the last fifth of its life it is renewed anyway, alone.
-	clk.Add(19 * time.Minute)
+	clk.Advance(19 * time.Minute)
 	if got, err := c.Token(ctx); err != nil || got != tok {
 		t.Fatalf("in the last fifth: %v %v", got, err)
 	}

@@ -250,19 +250,14 @@ func (b *Broker) scrub(msg, code string) string {
 	return msg
 }
 
-// Inject sets "Authorization: Bearer <token>" on r, first removing every
-// Authorization header the client sent, in any spelling.
+// Inject sets "Authorization: Bearer <token>" on r (the proxy has already
+// removed the client's own Authorization, in any spelling).
 func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	if t == nil || t.Access == "" {
 		return fmt.Errorf("tradingo account %q: no token to inject", b.cfg.Account)
 	}
 	if r.Header == nil {
 		r.Header = make(http.Header)
-	}
-	for k := range r.Header {
-		if strings.EqualFold(k, "Authorization") {
-			delete(r.Header, k)
-		}
 	}
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	return nil

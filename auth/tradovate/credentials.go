@@ -454,7 +454,7 @@ func (b *Broker) clean(s string) string {
 
 // Inject sets "Authorization: Bearer <token>": the mdAccessToken on the md
 // hosts (the access token when there is none), the access token elsewhere.
-// Any Authorization the client sent is removed.
+// The proxy has already removed any Authorization the client sent.
 func (b *Broker) Inject(r *http.Request, t *auth.Token) error { return inject(b.cfg.Account, r, t) }
 
 // Rejected reports whether Tradovate refused the token (HTTP 401).

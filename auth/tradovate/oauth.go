@@ -263,8 +263,8 @@ func (b *OAuthBroker) failure(ctx context.Context, op string, err error, refresh
 }
 
 // Inject sets "Authorization: Bearer <access token>" (OAuth issues no
-// market-data token, so the md hosts get the access token too). Any
-// Authorization the client sent is removed.
+// market-data token, so the md hosts get the access token too). The proxy
+// has already removed any Authorization the client sent.
 func (b *OAuthBroker) Inject(r *http.Request, t *auth.Token) error {
 	return inject(b.cfg.Account, r, t)
 }

@@ -302,7 +302,6 @@ func TestOAuthCache(t *testing.T) {
 }
 
 func TestInject(t *testing.T) {
-	lowerAuth := strings.ToLower("Authorization")
 	b, err := tradovate.New(credConfig(), auth.NewHTTPClient(nil, nil, auth.RetryOptions{}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -327,8 +326,6 @@ func TestInject(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A client (or HTTP/2) can deliver a non-canonical key; it must go too.
-		req.Header[lowerAuth] = []string{"Bearer lower"}
 		req.Header.Add("Authorization", "Bearer one")
 		req.Header.Add("Authorization", "Basic two")
 		if err := b.Inject(req, tc.tok); err != nil {
@@ -336,9 +333,6 @@ func TestInject(t *testing.T) {
 		}
 		if got := req.Header.Values("Authorization"); len(got) != 1 || got[0] != tc.want {
 			t.Errorf("%s: Authorization = %q, want [%q]", tc.url, got, tc.want)
-		}
-		if _, ok := req.Header[lowerAuth]; ok {
-			t.Errorf("%s: a lower-case client Authorization survived", tc.url)
 		}
 	}
 	if err := b.Inject(&http.Request{Header: http.Header{}}, &auth.Token{}); err == nil {

@@ -128,11 +128,6 @@ func inject(account string, r *http.Request, t *auth.Token) error {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	for k := range r.Header {
-		if strings.EqualFold(k, "Authorization") {
-			delete(r.Header, k)
-		}
-	}
 	r.Header.Set("Authorization", "Bearer "+tok.Reveal())
 	prepareUpgrade(r) // WebSocket upgrades: no compression, so the authorize frame stays readable (stream.go)
 	return nil

@@ -315,11 +315,6 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	for k := range r.Header {
-		if strings.EqualFold(k, "Authorization") {
-			delete(r.Header, k)
-		}
-	}
 	r.Header.Set("Authorization", "Bearer "+t.Access.Reveal())
 	return nil
 }

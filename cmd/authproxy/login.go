@@ -270,15 +270,7 @@ func loginLocally(ctx context.Context, cfg *config.Config, a *config.Account, op
 	if err != nil {
 		return err
 	}
-	ca, err := loadCA(cfg, logger)
-	if err != nil {
-		return err
-	}
-	p, err := proxy.New(proxy.Options{Logger: logger, Listen: u.Host, CA: ca, Accounts: w.accounts, Upstream: w.upstream})
-	if err != nil {
-		return err
-	}
-	defer p.Close()
+	logins := proxy.NewLogins(proxy.LoginsOptions{Logger: logger, Listen: u.Host, Accounts: w.accounts})
 	ln, err := listen(ctx, u.Host)
 	if err != nil {
 		return fmt.Errorf("account %q: cannot serve its redirect_uri %s (is another program using the port?): %w", a.Name, pa.RedirectURI, err)
@@ -288,11 +280,11 @@ func loginLocally(ctx context.Context, cfg *config.Config, a *config.Account, op
 		cbPath = "/"
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /login/{name}", p)
+	mux.Handle("GET /login/{name}", proxy.LocalOnly(u.Host, logger, http.HandlerFunc(logins.ServeLogin)))
 	name := a.Name
 	mux.HandleFunc(cbPath, func(w http.ResponseWriter, r *http.Request) {
 		r.SetPathValue("name", name)
-		p.ServeCallback(w, r)
+		logins.ServeCallback(w, r)
 	})
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

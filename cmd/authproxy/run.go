@@ -22,7 +22,7 @@ import (
 	"github.com/authproxy/authproxy/proxy"
 )
 
-var _ proxy.TokenSource = (*auth.Cache)(nil)
+var _ proxy.Cache = (*auth.Cache)(nil)
 
 func cmdRun(ctx context.Context, args []string, e env) error {
 	var cf commonFlags
@@ -83,8 +83,12 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 	// asked for port 0 the real one is only known now.
 	fixRedirects(cfg, addr)
 
-	metrics := proxy.NewMetrics()
-	dash := proxy.NewDashboard(proxy.DashboardOptions{Config: cfg.Path})
+	// Metrics and the dashboard read the status of whichever proxy serves
+	// (a reload swaps it).
+	live := &liveProxy{}
+	status := func() proxy.StatusReport { return live.current().Status() }
+	metrics := proxy.NewMetrics(status)
+	dash := proxy.NewDashboard(proxy.DashboardOptions{Config: cfg.Path, Status: status})
 	pages := http.NewServeMux()
 	pages.Handle("GET /metrics", metrics)
 	pages.Handle("/", dash)
@@ -127,10 +131,7 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 		ln.Close()
 		return err
 	}
-	live := &liveProxy{}
 	live.p.Store(p)
-	metrics.SetStatus(p.Status)
-	dash.SetStatus(p.Status)
 	headerTimeout := 30 * time.Second
 	if idle := cfg.Limits.IdleTimeout; idle > 0 && idle < headerTimeout {
 		headerTimeout = idle // a client that sends nothing is idle
@@ -151,7 +152,7 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		warnExpiries(runCtx, func() proxy.StatusReport { return live.current().Status() }, logger)
+		warnExpiries(runCtx, status, logger)
 	}()
 	callbacks, err := callbackListeners(ctx, cfg, addr, live.current, logger)
 	if err != nil {
@@ -209,8 +210,6 @@ serving:
 			}
 			old := live.current()
 			live.p.Store(np)
-			metrics.SetStatus(np.Status)
-			dash.SetStatus(np.Status)
 			runner.set(nw.caches)
 			orderGuard.SetLimits(orderLimits(nw.cfg))
 			w = nw

@@ -246,8 +246,10 @@ func startInproc(dir string, o *originRef, token string) (*target, error) {
 	}
 	// As `authproxy run` wires it: metrics and dashboard observe every
 	// request and cache event.
-	metrics := proxy.NewMetrics()
-	dash := proxy.NewDashboard(proxy.DashboardOptions{})
+	var p *proxy.Proxy
+	status := func() proxy.StatusReport { return p.Status() }
+	metrics := proxy.NewMetrics(status)
+	dash := proxy.NewDashboard(proxy.DashboardOptions{Status: status})
 	pages := http.NewServeMux()
 	pages.Handle("GET /metrics", metrics)
 	pages.Handle("/", dash)
@@ -261,7 +263,7 @@ func startInproc(dir string, o *originRef, token string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := proxy.New(proxy.Options{Logger: logger, Listen: ln.Addr().String(), CA: ca, Passthrough: true, Upstream: up,
+	p, err = proxy.New(proxy.Options{Logger: logger, Listen: ln.Addr().String(), CA: ca, Passthrough: true, Upstream: up,
 		Accounts: []*proxy.Account{{Name: tgAccount, Type: "tradingo", Hosts: []string{brokerHost}, Broker: b, Source: cache}},
 		Extra:    pages,
 		Observe:  func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) }})
@@ -269,8 +271,6 @@ func startInproc(dir string, o *originRef, token string) (*target, error) {
 		ln.Close()
 		return nil, err
 	}
-	metrics.SetStatus(p.Status)
-	dash.SetStatus(p.Status)
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	go func() { _ = srv.Serve(ln) }()

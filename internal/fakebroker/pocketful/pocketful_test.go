@@ -6,9 +6,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/authtest"
 )
 
 const (
@@ -17,20 +18,8 @@ const (
 	redirect = "http://127.0.0.1:8000/cb"
 )
 
-type fixedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fixedClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fixedClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newFake() (*Fake, *fixedClock) {
-	clk := &fixedClock{now: time.Date(2026, 3, 10, 4, 30, 0, 0, time.UTC)} // 10:00 IST
+func newFake() (*Fake, *authtest.Clock) {
+	clk := authtest.Fixed(time.Date(2026, 3, 10, 4, 30, 0, 0, time.UTC)) // 10:00 IST
 	return New(Options{AppID: appID, AppSecret: secret, RedirectURI: redirect, ClientID: "YA0002", Now: clk.Now}), clk
 }
 
@@ -126,11 +115,11 @@ func TestAPIChecks(t *testing.T) {
 	}
 
 	// Midnight IST ends the token (14h after 10:00 IST).
-	clk.Add(14*time.Hour - time.Second)
+	clk.Advance(14*time.Hour - time.Second)
 	if !f.ValidToken(tok) {
 		t.Error("token dead before midnight")
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if w := api(f, "GET", "/api/v1/search?key=x", tok); w.Code != 403 || errorType(t, w) != TokenException {
 		t.Errorf("after midnight: %d %s", w.Code, w.Body)
 	}

@@ -6,30 +6,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/authproxy/authproxy/auth/authtest"
 )
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestFake() (*Fake, *testClock) {
-	clk := &testClock{t: time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC)}
+func newTestFake() (*Fake, *authtest.Clock) {
+	clk := authtest.Fixed(time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC))
 	return New(Options{Username: "u", Password: "p", AppID: "app", AppVersion: "1.0", CID: "7", Sec: "s",
 		ClientID: "cid", ClientSecret: "csec", Now: clk.Now}), clk
 }
