@@ -121,32 +121,18 @@ var (
 // New checks cfg and returns a Broker. client carries every call to Kite.
 // A nil now means time.Now and a nil logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("kite: account name is empty")
-	}
-	var missing []string
-	if cfg.APIKey == "" {
-		missing = append(missing, "api_key")
-	}
-	if cfg.APISecret == "" {
-		missing = append(missing, "api_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("kite account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
+	if err := auth.CheckAccount("kite", cfg.Account,
+		auth.Need("api_key", cfg.APIKey != ""), auth.Need("api_secret", cfg.APISecret != "")); err != nil {
+		return nil, err
 	}
 	if !validKey(cfg.APIKey) {
 		return nil, fmt.Errorf("kite account %q: api_key must be letters and digits", cfg.Account)
 	}
-	if client == nil {
-		return nil, fmt.Errorf("kite account %q: no HTTP client", cfg.Account)
+	now, log, err := auth.Defaults("kite", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Broker{cfg: cfg, client: client, now: now, log: logger.With("broker", "kite", "account", cfg.Account)}, nil
+	return &Broker{cfg: cfg, client: client, now: now, log: log}, nil
 }
 
 // validKey accepts what can go into the "token key:access" header and a

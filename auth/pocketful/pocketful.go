@@ -100,33 +100,19 @@ var (
 // Pocketful (the verifying upstream transport). A nil now means time.Now and
 // a nil logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("pocketful: account name is empty")
+	if err := auth.CheckAccount("pocketful", cfg.Account,
+		auth.Need("client_id", cfg.ClientID != ""), auth.Need("client_secret", cfg.ClientSecret != "")); err != nil {
+		return nil, err
 	}
-	var missing []string
-	if cfg.ClientID == "" {
-		missing = append(missing, "client_id")
-	}
-	if cfg.ClientSecret == "" {
-		missing = append(missing, "client_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("pocketful account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
-	}
-	if client == nil {
-		return nil, fmt.Errorf("pocketful account %q: no HTTP client", cfg.Account)
+	now, log, err := auth.Defaults("pocketful", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	scopes := strings.Fields(cfg.Scope)
 	if len(scopes) == 0 {
 		scopes = strings.Fields(DefaultScope)
 	}
 	cfg.Scope = strings.Join(scopes, " ")
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	return &Broker{
 		cfg: cfg,
 		oauth: oauth2.Config{
@@ -142,7 +128,7 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 		client: client,
 		hc:     &http.Client{Transport: exchangeTransport{client}},
 		now:    now,
-		log:    logger.With("broker", "pocketful", "account", cfg.Account),
+		log:    log,
 	}, nil
 }
 

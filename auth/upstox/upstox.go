@@ -116,27 +116,13 @@ var (
 // New checks cfg and returns a Broker. A nil now means time.Now and a nil
 // logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("upstox: account name is empty")
+	if err := auth.CheckAccount("upstox", cfg.Account,
+		auth.Need("client_id", cfg.ClientID != ""), auth.Need("client_secret", cfg.ClientSecret != "")); err != nil {
+		return nil, err
 	}
-	var missing []string
-	if cfg.ClientID == "" {
-		missing = append(missing, "client_id")
-	}
-	if cfg.ClientSecret == "" {
-		missing = append(missing, "client_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("upstox account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
-	}
-	if client == nil {
-		return nil, fmt.Errorf("upstox account %q: no HTTP client", cfg.Account)
-	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	now, log, err := auth.Defaults("upstox", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	return &Broker{
 		cfg: cfg,
@@ -151,7 +137,7 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 		},
 		hc:  &http.Client{Transport: onceTransport{client}},
 		now: now,
-		log: logger.With("broker", "upstox", "account", cfg.Account),
+		log: log,
 	}, nil
 }
 
