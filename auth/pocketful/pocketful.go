@@ -32,7 +32,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -170,13 +169,9 @@ func (b *Broker) AuthURL(state, redirectURI string) string {
 // error/error_description; transport failures keep their cause for
 // errors.Is/As.
 func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.Values) (*auth.Token, error) {
-	if e := callback.Get("error"); e != "" {
-		msg := auth.BrokerMessage(e + ": " + callback.Get("error_description"))
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: strings.TrimSuffix(msg, ":")}
-	}
-	code := callback.Get("code")
-	if code == "" {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the callback carries no authorization code"}
+	code, err := auth.CallbackCode(b.cfg.Account, callback)
+	if err != nil {
+		return nil, err
 	}
 	c := b.oauth
 	c.RedirectURL = redirectURI
@@ -185,8 +180,8 @@ func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.
 	if err != nil {
 		return nil, b.exchangeError(err, code)
 	}
-	if tt := ot.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "unexpected token_type " + strconv.Quote(auth.BrokerMessage(tt))}
+	if err := auth.CheckBearer(b.cfg.Account, ot.TokenType); err != nil {
+		return nil, err
 	}
 	if !auth.IsB64Token(ot.AccessToken) {
 		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the token response has a malformed access_token"}

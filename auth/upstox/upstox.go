@@ -60,7 +60,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -176,13 +175,9 @@ func (b *Broker) AuthURL(state, redirectURI string) string {
 // message and error code; transport failures keep their cause for
 // errors.Is/As.
 func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.Values) (*auth.Token, error) {
-	if e := callback.Get("error"); e != "" {
-		msg := strings.TrimSuffix(auth.BrokerMessage(e+": "+callback.Get("error_description")), ":")
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: msg}
-	}
-	code := callback.Get("code")
-	if code == "" {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the callback carries no authorization code"}
+	code, err := auth.CallbackCode(b.cfg.Account, callback)
+	if err != nil {
+		return nil, err
 	}
 	c := b.oauth
 	c.RedirectURL = redirectURI
@@ -191,8 +186,8 @@ func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.
 	if err != nil {
 		return nil, b.exchangeError(ctx, err, code)
 	}
-	if tt := ot.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "unexpected token_type " + strconv.Quote(auth.BrokerMessage(tt))}
+	if err := auth.CheckBearer(b.cfg.Account, ot.TokenType); err != nil {
+		return nil, err
 	}
 	if !auth.IsB64Token(ot.AccessToken) {
 		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the token answer has a malformed access_token"}
