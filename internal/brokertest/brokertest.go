@@ -1,0 +1,45 @@
+// Package brokertest holds the set-up the broker packages' tests share: a
+// fake broker behind a fresh fake CA, and an auth.HTTPClient that reaches
+// it and keeps its logs. Production code never imports it.
+package brokertest
+
+import (
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/authproxy/authproxy/auth"
+	"github.com/authproxy/authproxy/auth/authtest"
+	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+)
+
+// Env is one test's fake broker and the client that reaches it.
+type Env struct {
+	Srv    *fakeca.Server      // serves the fake on its hosts
+	Clock  *authtest.Clock     // the fake's and the broker's clock
+	Tr     *http.Transport     // trusts Srv's CA and dials Srv for its hosts
+	Client *auth.HTTPClient    // over Tr, with retry waits of 5 to 20 ms
+	Logs   *authtest.LogBuffer // everything Logger wrote
+	Logger *slog.Logger        // debug-level text into Logs
+}
+
+// Serve serves h (a fake broker on clock's time) on hosts behind a new
+// fake CA until the test ends, and returns the Env that reaches it.
+func Serve(t testing.TB, clock *authtest.Clock, h http.Handler, hosts ...string) Env {
+	t.Helper()
+	ca, err := fakeca.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Serve(h, hosts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	e := Env{Srv: srv, Clock: clock, Tr: srv.Transport(), Logs: &authtest.LogBuffer{}}
+	t.Cleanup(e.Tr.CloseIdleConnections)
+	e.Logger = slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.Client = auth.NewHTTPClient(e.Tr, e.Logger, auth.RetryOptions{WaitMin: 5 * time.Millisecond, WaitMax: 20 * time.Millisecond})
+	return e
+}
