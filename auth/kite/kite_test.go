@@ -49,25 +49,7 @@ func (e *env) broker(t *testing.T) *Broker {
 // callback query.
 func (e *env) login(t *testing.T, b *Broker, state string) url.Values {
 	t.Helper()
-	c := &http.Client{Transport: e.Tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, b.AuthURL(state, testRedirect), nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("login page: HTTP %d: %s", resp.StatusCode, body)
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != testRedirect {
-		t.Fatalf("redirected to %s, want %s", got, testRedirect)
-	}
-	return loc.Query()
+	return brokertest.Callback(t, e.Tr, "login page", b.AuthURL(state, testRedirect), testRedirect)
 }
 
 // call sends a request through Inject to the fake and returns status and body.
@@ -240,7 +222,7 @@ func TestInject(t *testing.T) {
 	if err := b.Inject(r, tok); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "token "+testKey+":acc355" || authKeys(r.Header) != 1 {
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "token "+testKey+":acc355" || brokertest.AuthKeys(r.Header) != 1 {
 		t.Errorf("Authorization = %v (%v)", got, r.Header)
 	}
 	if r.Header.Get("X-Kite-Version") != "3" {
@@ -401,15 +383,4 @@ func TestNextReset(t *testing.T) {
 			t.Errorf("NextReset(%s) = %s, want %s", in, got, want)
 		}
 	}
-}
-
-// authKeys counts the header keys that spell Authorization in any case.
-func authKeys(h http.Header) int {
-	n := 0
-	for k := range h {
-		if strings.EqualFold(k, "Authorization") {
-			n++
-		}
-	}
-	return n
 }

@@ -289,7 +289,7 @@ func TestInject(t *testing.T) {
 	if err := b.Inject(r, &auth.Token{Access: "tok"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer tok" || authKeys(r.Header) != 1 {
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer tok" || brokertest.AuthKeys(r.Header) != 1 {
 		t.Errorf("Authorization %v", r.Header)
 	}
 	if err := b.Inject(r, nil); err == nil {
@@ -320,17 +320,6 @@ func TestNextReset(t *testing.T) {
 			t.Errorf("NextReset(%s) = %s, want %s", in, got, want)
 		}
 	}
-}
-
-// authKeys counts the header keys that spell Authorization in any case.
-func authKeys(h http.Header) int {
-	n := 0
-	for k := range h {
-		if strings.EqualFold(k, "Authorization") {
-			n++
-		}
-	}
-	return n
 }
 
 // scrub redacts before it shortens: a secret where a long broker message is

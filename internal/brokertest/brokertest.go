@@ -4,8 +4,11 @@
 package brokertest
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,4 +45,41 @@ func Serve(t testing.TB, clock *authtest.Clock, h http.Handler, hosts ...string)
 	e.Logger = slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.Client = auth.NewHTTPClient(e.Tr, e.Logger, auth.RetryOptions{WaitMin: 5 * time.Millisecond, WaitMax: 20 * time.Millisecond})
 	return e
+}
+
+// Callback plays the person's browser: it opens authURL through tr, wants
+// the page (named page in failures) to redirect with 302 Found to
+// redirectURI, and returns the callback's query.
+func Callback(t testing.TB, tr http.RoundTripper, page, authURL, redirectURI string) url.Values {
+	t.Helper()
+	c := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, authURL, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("%s: HTTP %d: %s", page, resp.StatusCode, body)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirectURI {
+		t.Fatalf("redirected to %s, want %s", got, redirectURI)
+	}
+	return loc.Query()
+}
+
+// AuthKeys counts the header keys that spell Authorization in any case.
+func AuthKeys(h http.Header) int {
+	n := 0
+	for k := range h {
+		if strings.EqualFold(k, "Authorization") {
+			n++
+		}
+	}
+	return n
 }
