@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -82,4 +83,16 @@ func AuthKeys(h http.Header) int {
 		}
 	}
 	return n
+}
+
+// Do serves one request to h, a fake, without a network: method target
+// with body and the headers in h, and returns the recorded answer.
+func Do(h http.Handler, method, target, body string, header map[string]string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
 }
