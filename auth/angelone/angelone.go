@@ -63,7 +63,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -412,7 +411,7 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	if h := requestHost(r); h == StreamHost || h == OrderStreamHost {
+	if h := auth.RequestHost(r); h == StreamHost || h == OrderStreamHost {
 		feed := t.Aux[AuxFeed]
 		if feed == "" {
 			return fmt.Errorf("angelone account %q: the session has no feed token for %s", b.cfg.Account, h)
@@ -505,20 +504,6 @@ func (b *Broker) Restore(t *auth.Token) {
 
 // NextMidnight is the first midnight IST after t.
 func NextMidnight(t time.Time) time.Time { return auth.NextIST(t, 0, 0) }
-
-func requestHost(r *http.Request) string {
-	h := ""
-	if r.URL != nil {
-		h = r.URL.Host
-	}
-	if h == "" {
-		h = r.Host
-	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
 
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {

@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -577,7 +576,7 @@ func (s *session) Inject(r *http.Request, t *auth.Token) error {
 			return err
 		}
 	}
-	if isFeedHost(requestHost(r)) || r.Body == nil || r.Body == http.NoBody {
+	if isFeedHost(auth.RequestHost(r)) || r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
 	data, err := io.ReadAll(r.Body)
@@ -625,21 +624,6 @@ func isJSONType(ct string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// requestHost is r's host name, lower case, without port.
-func requestHost(r *http.Request) string {
-	h := ""
-	if r.URL != nil {
-		h = r.URL.Host
-	}
-	if h == "" {
-		h = r.Host
-	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
-
 func isFeedHost(h string) bool {
 	for _, f := range FeedHosts() {
 		if h == f {
@@ -672,7 +656,7 @@ func (s *session) Rejected(resp *http.Response, peek func() []byte) bool {
 // any case) and everything on the vendor login host. Such requests are
 // forwarded untouched and need no token.
 func (s *session) Bypass(r *http.Request) bool {
-	if requestHost(r) == VendorLoginHost {
+	if auth.RequestHost(r) == VendorLoginHost {
 		return true
 	}
 	if r.URL == nil {

@@ -57,7 +57,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -316,7 +315,7 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	if requestHost(r) == TickerHost && r.URL != nil {
+	if auth.RequestHost(r) == TickerHost && r.URL != nil {
 		q := r.URL.Query()
 		q.Set("api_key", b.cfg.APIKey)
 		q.Set("access_token", t.Access.Reveal())
@@ -337,7 +336,7 @@ func (b *Broker) Rejected(resp *http.Response, peek func() []byte) bool {
 	if resp.StatusCode != http.StatusForbidden {
 		return false
 	}
-	if resp.Request != nil && requestHost(resp.Request) == TickerHost {
+	if resp.Request != nil && auth.RequestHost(resp.Request) == TickerHost {
 		return true
 	}
 	if peek == nil {
@@ -371,21 +370,6 @@ func (b *Broker) Bypass(r *http.Request) bool {
 
 // NextReset is the first 06:00 IST after t, when Kite flushes tokens.
 func NextReset(t time.Time) time.Time { return auth.NextIST(t, resetHour, 0) }
-
-// requestHost is r's host name, lower case, without port.
-func requestHost(r *http.Request) string {
-	h := ""
-	if r.URL != nil {
-		h = r.URL.Host
-	}
-	if h == "" {
-		h = r.Host
-	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
 
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {
