@@ -136,7 +136,7 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 
 // validKey accepts what can go into the "token key:access" header and a
 // query unescaped (Kite's keys are lower-case alphanumerics).
-func validKey(s string) bool { return alnum(s, 128) }
+func validKey(s string) bool { return auth.Alnum(s, 128) }
 
 // Login cannot log in without a person (Kite's terms forbid automating its
 // login): it returns an error wrapping auth.ErrLoginRequired.
@@ -287,21 +287,7 @@ func ParseSession(status int, body []byte) (Session, error) {
 	return Session{AccessToken: d.AccessToken, UserID: uid}, nil
 }
 
-func validUserID(s string) bool { return alnum(s, 32) }
-
-// alnum reports whether s is 1 to maxLen ASCII letters and digits.
-func alnum(s string, maxLen int) bool {
-	if s == "" || len(s) > maxLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+func validUserID(s string) bool { return auth.Alnum(s, 32) }
 
 // Inject writes the account's credentials into r. On the ticker host it
 // sets api_key and access_token in the query (replacing the client's);

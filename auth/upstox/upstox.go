@@ -274,18 +274,7 @@ func ParseError(body []byte) string {
 	return msg
 }
 
-func validUserID(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+func validUserID(s string) bool { return auth.Alnum(s, 32) }
 
 // Inject replaces every Authorization header with "Bearer <token>" (REST
 // calls on both hosts and the feed WebSocket handshakes alike).
