@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,4 +30,25 @@ func CheckBearer(account, tokenType string) error {
 		return &LoginError{Account: account, Message: "unexpected token_type " + strconv.Quote(BrokerMessage(tokenType))}
 	}
 	return nil
+}
+
+// OnceTransport is an http.RoundTripper (for x/oauth2's token requests)
+// that sends each request exactly once through Client: an authorization
+// code or a rotating refresh token is spent by the first attempt, so a
+// blind retry could only lose it. Header's values are set on a copy of the
+// request first.
+type OnceTransport struct {
+	Client *HTTPClient
+	Header map[string]string
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t OnceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if len(t.Header) > 0 {
+		r = r.Clone(r.Context())
+		for k, v := range t.Header {
+			r.Header.Set(k, v)
+		}
+	}
+	return t.Client.Do(r.Context(), r, false)
 }

@@ -125,21 +125,11 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 			Scopes: scopes,
 		},
 		client: client,
-		hc:     &http.Client{Transport: exchangeTransport{client}},
-		now:    now,
-		log:    log,
+		hc: &http.Client{Transport: auth.OnceTransport{Client: client,
+			Header: map[string]string{"Cache-Control": "no-cache", "Accept": "application/json"}}},
+		now: now,
+		log: log,
 	}, nil
-}
-
-// exchangeTransport sends x/oauth2's token request through the account's
-// HTTPClient, once: an authorization code is spent when the request leaves.
-type exchangeTransport struct{ c *auth.HTTPClient }
-
-func (t exchangeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Cache-Control", "no-cache")
-	r.Header.Set("Accept", "application/json")
-	return t.c.Do(r.Context(), r, false)
 }
 
 // Login cannot log in without a person: it returns an error wrapping

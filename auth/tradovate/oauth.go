@@ -59,7 +59,7 @@ func NewOAuth(cfg OAuthConfig, client *auth.HTTPClient, now func() time.Time, lo
 	return &OAuthBroker{
 		cfg: cfg,
 		hc: &http.Client{
-			Transport: onceTransport{client},
+			Transport: auth.OnceTransport{Client: client},
 			// The token endpoint does not redirect; never follow one with a code or secret.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -67,15 +67,6 @@ func NewOAuth(cfg OAuthConfig, client *auth.HTTPClient, now func() time.Time, lo
 		log:    log,
 		secret: cfg.ClientSecret.Reveal(),
 	}, nil
-}
-
-// onceTransport sends each request exactly once through the proxy's
-// upstream client: an authorization code and a rotating refresh token are
-// spent by the first attempt, so a blind retry could only lose the token.
-type onceTransport struct{ c *auth.HTTPClient }
-
-func (t onceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.c.Do(r.Context(), r, false)
 }
 
 func (b *OAuthBroker) config(redirectURI string) *oauth2.Config {

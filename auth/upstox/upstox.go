@@ -134,22 +134,12 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 				AuthStyle: oauth2.AuthStyleInParams,
 			},
 		},
-		hc:  &http.Client{Transport: onceTransport{client}},
+		// x/oauth2's token request, once, with the headers the SDK sends.
+		hc: &http.Client{Transport: auth.OnceTransport{Client: client,
+			Header: map[string]string{"Accept": "application/json", "Api-Version": APIVersion}}},
 		now: now,
 		log: log,
 	}, nil
-}
-
-// onceTransport sends x/oauth2's token request through the account's
-// HTTPClient, once (a code is spent when the request leaves), with the
-// headers the SDK sends.
-type onceTransport struct{ c *auth.HTTPClient }
-
-func (t onceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Accept", "application/json")
-	r.Header.Set("Api-Version", APIVersion)
-	return t.c.Do(r.Context(), r, false)
 }
 
 // Login cannot log in without a person: it returns an error wrapping
