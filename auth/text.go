@@ -109,3 +109,17 @@ func RetryAfterWithin(v string, now time.Time, def, lo, hi time.Duration) time.D
 	}
 	return min(max(d, lo), hi)
 }
+
+// Alnum reports whether s is 1 to maxLen ASCII letters and digits.
+func Alnum(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

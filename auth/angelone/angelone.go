@@ -63,7 +63,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -148,23 +147,10 @@ var (
 // New checks cfg and returns a Broker. A nil now means time.Now and a nil
 // logger discards. Errors never contain a secret.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("angelone: account name is empty")
-	}
-	var missing []string
-	for _, f := range []struct {
-		name string
-		set  bool
-	}{
-		{"api_key", cfg.APIKey != ""}, {"client_code", cfg.ClientCode != ""},
-		{"pin", cfg.PIN != ""}, {"totp_secret", cfg.TOTPSecret != ""},
-	} {
-		if !f.set {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("angelone account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
+	if err := auth.CheckAccount("angelone", cfg.Account, auth.Need("api_key", cfg.APIKey != ""),
+		auth.Need("client_code", cfg.ClientCode != ""), auth.Need("pin", cfg.PIN != ""),
+		auth.Need("totp_secret", cfg.TOTPSecret != "")); err != nil {
+		return nil, err
 	}
 	for name, v := range map[string]string{"api_key": cfg.APIKey.Reveal(), "client_code": cfg.ClientCode,
 		"local_ip": cfg.LocalIP, "public_ip": cfg.PublicIP, "mac_address": cfg.MACAddress} {
@@ -172,8 +158,9 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 			return nil, fmt.Errorf("angelone account %q: %s holds characters a header cannot carry", cfg.Account, name)
 		}
 	}
-	if client == nil {
-		return nil, fmt.Errorf("angelone account %q: no HTTP client", cfg.Account)
+	now, log, err := auth.Defaults("angelone", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.LocalIP == "" {
 		cfg.LocalIP = DefaultLocalIP
@@ -184,18 +171,12 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 	if cfg.MACAddress == "" {
 		cfg.MACAddress = DefaultMAC
 	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	gen, err := totp.New(cfg.TOTPSecret, now)
 	if err != nil {
 		return nil, fmt.Errorf("angelone account %q: totp_secret: %w", cfg.Account, err)
 	}
 	return &Broker{cfg: cfg, client: client, now: now, totp: gen,
-		log: logger.With("broker", "angelone", "account", cfg.Account)}, nil
+		log: log}, nil
 }
 
 // headerSafe accepts printable ASCII without spaces (empty is fine).
@@ -430,7 +411,7 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	if h := requestHost(r); h == StreamHost || h == OrderStreamHost {
+	if h := auth.RequestHost(r); h == StreamHost || h == OrderStreamHost {
 		feed := t.Aux[AuxFeed]
 		if feed == "" {
 			return fmt.Errorf("angelone account %q: the session has no feed token for %s", b.cfg.Account, h)
@@ -523,20 +504,6 @@ func (b *Broker) Restore(t *auth.Token) {
 
 // NextMidnight is the first midnight IST after t.
 func NextMidnight(t time.Time) time.Time { return auth.NextIST(t, 0, 0) }
-
-func requestHost(r *http.Request) string {
-	h := ""
-	if r.URL != nil {
-		h = r.URL.Host
-	}
-	if h == "" {
-		h = r.Host
-	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
 
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
+	"github.com/authproxy/authproxy/internal/brokertest"
 	fakeao "github.com/authproxy/authproxy/internal/fakebroker/angelone"
-	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 )
 
 const (
@@ -27,37 +26,19 @@ const (
 )
 
 type env struct {
-	srv    *fakeca.Server
-	fake   *fakeao.Fake
-	clk    *authtest.Clock
-	tr     *http.Transport
-	client *auth.HTTPClient
-	logs   *authtest.LogBuffer
-	logger *slog.Logger
+	brokertest.Env
+	fake *fakeao.Fake
 }
 
 func newEnv(t *testing.T, wrap ...func(http.Handler) http.Handler) *env {
 	t.Helper()
-	ca, err := fakeca.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 9, 0, 5, 0, auth.IST())), logs: &authtest.LogBuffer{}}
-	e.fake = fakeao.New(fakeao.Options{APIKey: testKey, ClientCode: testClient, PIN: testPIN, TOTPSecret: testTOTP, Now: e.clk.Now})
-	var h http.Handler = e.fake
+	clk := authtest.Fixed(time.Date(2026, 3, 10, 9, 0, 5, 0, auth.IST()))
+	fake := fakeao.New(fakeao.Options{APIKey: testKey, ClientCode: testClient, PIN: testPIN, TOTPSecret: testTOTP, Now: clk.Now})
+	var h http.Handler = fake
 	for _, w := range wrap {
 		h = w(h)
 	}
-	e.srv, err = ca.Serve(h, APIHost, StreamHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.srv.Close() })
-	e.tr = e.srv.Transport()
-	t.Cleanup(e.tr.CloseIdleConnections)
-	e.logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.client = auth.NewHTTPClient(e.tr, e.logger, auth.RetryOptions{WaitMin: 5 * time.Millisecond, WaitMax: 20 * time.Millisecond})
-	return e
+	return &env{Env: brokertest.Serve(t, clk, h, APIHost, StreamHost), fake: fake}
 }
 
 func (e *env) broker(t *testing.T, mutate func(*Config)) *Broker {
@@ -66,7 +47,7 @@ func (e *env) broker(t *testing.T, mutate func(*Config)) *Broker {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	b, err := New(cfg, e.client, e.clk.Now, e.logger)
+	b, err := New(cfg, e.Client, e.Clock.Now, e.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +78,7 @@ func (e *env) call(t *testing.T, b *Broker, tok *auth.Token, method, p, body str
 			t.Fatal(err)
 		}
 	}
-	resp, err := (&http.Client{Transport: e.tr}).Do(req)
+	resp, err := (&http.Client{Transport: e.Tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +110,7 @@ func TestNew(t *testing.T) {
 	} {
 		cfg := full
 		mutate(&cfg)
-		if _, err := New(cfg, e.client, nil, nil); err == nil {
+		if _, err := New(cfg, e.Client, nil, nil); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		} else {
 			e.assertNoSecrets(t, name, err.Error(), testPIN)
@@ -168,7 +149,7 @@ func TestLoginOK(t *testing.T) {
 	if err := json.Unmarshal(reqs[0].Body, &body); err != nil || body["clientcode"] != testClient || body["password"] != testPIN || len(body["totp"]) != 6 {
 		t.Errorf("login body %s", reqs[0].Body)
 	}
-	e.assertNoSecrets(t, "logs", e.logs.String(), testPIN, tok.Access.Reveal(), tok.Refresh.Reveal(), body["totp"])
+	e.assertNoSecrets(t, "logs", e.Logs.String(), testPIN, tok.Access.Reveal(), tok.Refresh.Reveal(), body["totp"])
 }
 
 func TestLoginRefused(t *testing.T) {
@@ -190,7 +171,7 @@ func TestLoginRefused(t *testing.T) {
 			continue
 		}
 		e.assertNoSecrets(t, name, err.Error(), "0000", "nope-nope")
-		e.clk.Advance(30 * time.Second) // next case, next TOTP step
+		e.Clock.Advance(30 * time.Second) // next case, next TOTP step
 	}
 }
 
@@ -215,7 +196,7 @@ func TestTOTPStepNotReused(t *testing.T) {
 	}()
 	// The login waits for the next step (a spent step would be refused and
 	// counted as a failure below).
-	e.clk.Advance(30 * time.Second)
+	e.Clock.Advance(30 * time.Second)
 	if err := <-done; err != nil {
 		t.Fatalf("restored login after the step moved on: %v", err)
 	}
@@ -228,12 +209,12 @@ func TestRefresh(t *testing.T) {
 	e := newEnv(t)
 	b := e.broker(t, nil)
 	old := e.login(t, b)
-	e.clk.Advance(time.Hour)
+	e.Clock.Advance(time.Hour)
 	tok, err := b.Refresh(t.Context(), old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.Access == old.Access || tok.Refresh != old.Refresh || tok.Aux[AuxFeed] == "" || !tok.Obtained.Equal(e.clk.Now()) {
+	if tok.Access == old.Access || tok.Refresh != old.Refresh || tok.Aux[AuxFeed] == "" || !tok.Obtained.Equal(e.Clock.Now()) {
 		t.Errorf("renewed token %+v", tok)
 	}
 	reqs := e.fake.Requests()
@@ -245,7 +226,7 @@ func TestRefresh(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"status":true`) {
 		t.Errorf("renewed token on the API: %d %s", resp.StatusCode, body)
 	}
-	e.assertNoSecrets(t, "logs", e.logs.String(), tok.Access.Reveal(), tok.Refresh.Reveal())
+	e.assertNoSecrets(t, "logs", e.Logs.String(), tok.Access.Reveal(), tok.Refresh.Reveal())
 }
 
 func TestRefreshImpossible(t *testing.T) {
@@ -278,7 +259,7 @@ func TestInjectAndReject(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"orderid"`) || b.Rejected(resp, func() []byte { return []byte(body) }) {
 		t.Fatalf("placeOrder: %d %s", resp.StatusCode, body)
 	}
-	if o := e.fake.Orders(); len(o) != 1 || !o[0].Time.Equal(e.clk.Now()) {
+	if o := e.fake.Orders(); len(o) != 1 || !o[0].Time.Equal(e.Clock.Now()) {
 		t.Errorf("orders %+v", o)
 	}
 	reqs := e.fake.Requests()
@@ -320,7 +301,7 @@ func TestStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		return websocket.Dial(t.Context(), "wss://"+StreamHost+StreamPath, &websocket.DialOptions{
-			HTTPClient: &http.Client{Transport: e.tr}, HTTPHeader: r.Header,
+			HTTPClient: &http.Client{Transport: e.Tr}, HTTPHeader: r.Header,
 		})
 	}
 	c, _, err := dial(tok)

@@ -15,7 +15,7 @@ import (
 func TestCacheRenewsThenFallsBack(t *testing.T) {
 	e := newEnv(t)
 	store := auth.NewFileStore(filepath.Join(t.TempDir(), "tokens.json"))
-	opts := auth.CacheOptions{Now: e.clk.Now, Logger: e.logger, FailureHold: time.Millisecond}
+	opts := auth.CacheOptions{Now: e.Clock.Now, Logger: e.Logger, FailureHold: time.Millisecond}
 	c := auth.NewCache("ao", e.broker(t, nil), store, opts)
 	first, err := c.Token(t.Context())
 	if err != nil {
@@ -30,7 +30,7 @@ func TestCacheRenewsThenFallsBack(t *testing.T) {
 	}
 
 	e.fake.ExpireRefresh()
-	e.clk.Advance(30 * time.Second) // the fallback login needs the next TOTP step
+	e.Clock.Advance(30 * time.Second) // the fallback login needs the next TOTP step
 	third, err := c.Relogin(t.Context(), second)
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ const FeedPath = "/feeds/api/chat"
 
 // isFeedRequest reports whether r is for the market-feed socket.
 func isFeedRequest(r *http.Request) bool {
-	return r.URL != nil && isFeedHost(requestHost(r)) && strings.EqualFold(path.Clean("/"+r.URL.Path), FeedPath)
+	return r.URL != nil && isFeedHost(auth.RequestHost(r)) && strings.EqualFold(path.Clean("/"+r.URL.Path), FeedPath)
 }
 
 // setFeedCredentials writes Value1=<token>|<code> into r's query, replacing

@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -151,30 +150,15 @@ var (
 	_ auth.Interactive = (*BrowserBroker)(nil)
 )
 
-func newSession(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger, missing []string) (session, error) {
-	if cfg.Account == "" {
-		return session{}, errors.New("fivepaisa: account name is empty")
+func newSession(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger, needs ...auth.Required) (session, error) {
+	needs = append(append([]auth.Required{auth.Need("app_key", cfg.AppKey != "")}, needs...),
+		auth.Need("user_id", cfg.UserID != ""), auth.Need("encryption_key", cfg.EncryptionKey != ""))
+	if err := auth.CheckAccount("fivepaisa", cfg.Account, needs...); err != nil {
+		return session{}, err
 	}
-	if cfg.AppKey == "" {
-		missing = append([]string{"app_key"}, missing...)
-	}
-	if cfg.UserID == "" {
-		missing = append(missing, "user_id")
-	}
-	if cfg.EncryptionKey == "" {
-		missing = append(missing, "encryption_key")
-	}
-	if len(missing) > 0 {
-		return session{}, fmt.Errorf("fivepaisa account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
-	}
-	if client == nil {
-		return session{}, fmt.Errorf("fivepaisa account %q: no HTTP client", cfg.Account)
-	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	now, log, err := auth.Defaults("fivepaisa", cfg.Account, client, now, logger)
+	if err != nil {
+		return session{}, err
 	}
 	return session{
 		account:    cfg.Account,
@@ -184,7 +168,7 @@ func newSession(cfg Config, client *auth.HTTPClient, now func() time.Time, logge
 		clientCode: cfg.ClientCode,
 		client:     client,
 		now:        now,
-		log:        logger.With("broker", "fivepaisa", "account", cfg.Account),
+		log:        log,
 	}, nil
 }
 
@@ -192,17 +176,8 @@ func newSession(cfg Config, client *auth.HTTPClient, now func() time.Time, logge
 // TOTP secret is not base32; the error never contains a secret. A nil now
 // means time.Now and a nil logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	var missing []string
-	if cfg.ClientCode == "" {
-		missing = append(missing, "client_code")
-	}
-	if cfg.PIN == "" {
-		missing = append(missing, "pin")
-	}
-	if cfg.TOTPSecret == "" {
-		missing = append(missing, "totp_secret")
-	}
-	s, err := newSession(cfg, client, now, logger, missing)
+	s, err := newSession(cfg, client, now, logger, auth.Need("client_code", cfg.ClientCode != ""),
+		auth.Need("pin", cfg.PIN != ""), auth.Need("totp_secret", cfg.TOTPSecret != ""))
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +194,7 @@ func NewBrowser(cfg Config, client *auth.HTTPClient, now func() time.Time, logge
 	if cfg.PIN != "" || cfg.TOTPSecret != "" {
 		return nil, fmt.Errorf("fivepaisa account %q: pin/totp_secret are set: this account logs in with TOTP, not a browser", cfg.Account)
 	}
-	s, err := newSession(cfg, client, now, logger, nil)
+	s, err := newSession(cfg, client, now, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -601,7 +576,7 @@ func (s *session) Inject(r *http.Request, t *auth.Token) error {
 			return err
 		}
 	}
-	if isFeedHost(requestHost(r)) || r.Body == nil || r.Body == http.NoBody {
+	if isFeedHost(auth.RequestHost(r)) || r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
 	data, err := io.ReadAll(r.Body)
@@ -649,21 +624,6 @@ func isJSONType(ct string) bool {
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
-// requestHost is r's host name, lower case, without port.
-func requestHost(r *http.Request) string {
-	h := ""
-	if r.URL != nil {
-		h = r.URL.Host
-	}
-	if h == "" {
-		h = r.Host
-	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
-
 func isFeedHost(h string) bool {
 	for _, f := range FeedHosts() {
 		if h == f {
@@ -696,7 +656,7 @@ func (s *session) Rejected(resp *http.Response, peek func() []byte) bool {
 // any case) and everything on the vendor login host. Such requests are
 // forwarded untouched and need no token.
 func (s *session) Bypass(r *http.Request) bool {
-	if requestHost(r) == VendorLoginHost {
+	if auth.RequestHost(r) == VendorLoginHost {
 		return true
 	}
 	if r.URL == nil {

@@ -17,7 +17,7 @@ func TestCacheInteractive(t *testing.T) {
 	e := newEnv(t)
 	b := e.broker(t)
 	store := auth.NewFileStore(filepath.Join(t.TempDir(), "tokens.json"))
-	opts := auth.CacheOptions{Now: e.clk.Now, Logger: e.logger, FailureHold: time.Millisecond}
+	opts := auth.CacheOptions{Now: e.Clock.Now, Logger: e.Logger, FailureHold: time.Millisecond}
 	c := auth.NewCache("zk", b, store, opts)
 	if _, err := c.Token(t.Context()); !errors.Is(err, auth.ErrLoginRequired) {
 		t.Fatalf("before any login: %v", err)
@@ -50,7 +50,7 @@ func TestCacheInteractive(t *testing.T) {
 		t.Errorf("relogin called Kite")
 	}
 	// At 06:00 IST the token is gone.
-	e.clk.Set(tok.Expiry)
+	e.Clock.Set(tok.Expiry)
 	if _, err := c2.Token(t.Context()); !errors.Is(err, auth.ErrLoginRequired) {
 		t.Errorf("after 06:00 IST: %v", err)
 	}

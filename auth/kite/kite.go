@@ -57,7 +57,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -121,37 +120,23 @@ var (
 // New checks cfg and returns a Broker. client carries every call to Kite.
 // A nil now means time.Now and a nil logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("kite: account name is empty")
-	}
-	var missing []string
-	if cfg.APIKey == "" {
-		missing = append(missing, "api_key")
-	}
-	if cfg.APISecret == "" {
-		missing = append(missing, "api_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("kite account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
+	if err := auth.CheckAccount("kite", cfg.Account,
+		auth.Need("api_key", cfg.APIKey != ""), auth.Need("api_secret", cfg.APISecret != "")); err != nil {
+		return nil, err
 	}
 	if !validKey(cfg.APIKey) {
 		return nil, fmt.Errorf("kite account %q: api_key must be letters and digits", cfg.Account)
 	}
-	if client == nil {
-		return nil, fmt.Errorf("kite account %q: no HTTP client", cfg.Account)
+	now, log, err := auth.Defaults("kite", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Broker{cfg: cfg, client: client, now: now, log: logger.With("broker", "kite", "account", cfg.Account)}, nil
+	return &Broker{cfg: cfg, client: client, now: now, log: log}, nil
 }
 
 // validKey accepts what can go into the "token key:access" header and a
 // query unescaped (Kite's keys are lower-case alphanumerics).
-func validKey(s string) bool { return alnum(s, 128) }
+func validKey(s string) bool { return auth.Alnum(s, 128) }
 
 // Login cannot log in without a person (Kite's terms forbid automating its
 // login): it returns an error wrapping auth.ErrLoginRequired.
@@ -302,21 +287,7 @@ func ParseSession(status int, body []byte) (Session, error) {
 	return Session{AccessToken: d.AccessToken, UserID: uid}, nil
 }
 
-func validUserID(s string) bool { return alnum(s, 32) }
-
-// alnum reports whether s is 1 to maxLen ASCII letters and digits.
-func alnum(s string, maxLen int) bool {
-	if s == "" || len(s) > maxLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+func validUserID(s string) bool { return auth.Alnum(s, 32) }
 
 // Inject writes the account's credentials into r. On the ticker host it
 // sets api_key and access_token in the query (replacing the client's);
@@ -330,7 +301,7 @@ func (b *Broker) Inject(r *http.Request, t *auth.Token) error {
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
-	if requestHost(r) == TickerHost && r.URL != nil {
+	if auth.RequestHost(r) == TickerHost && r.URL != nil {
 		q := r.URL.Query()
 		q.Set("api_key", b.cfg.APIKey)
 		q.Set("access_token", t.Access.Reveal())
@@ -351,7 +322,7 @@ func (b *Broker) Rejected(resp *http.Response, peek func() []byte) bool {
 	if resp.StatusCode != http.StatusForbidden {
 		return false
 	}
-	if resp.Request != nil && requestHost(resp.Request) == TickerHost {
+	if resp.Request != nil && auth.RequestHost(resp.Request) == TickerHost {
 		return true
 	}
 	if peek == nil {
@@ -385,21 +356,6 @@ func (b *Broker) Bypass(r *http.Request) bool {
 
 // NextReset is the first 06:00 IST after t, when Kite flushes tokens.
 func NextReset(t time.Time) time.Time { return auth.NextIST(t, resetHour, 0) }
-
-// requestHost is r's host name, lower case, without port.
-func requestHost(r *http.Request) string {
-	h := ""
-	if r.URL != nil {
-		h = r.URL.Host
-	}
-	if h == "" {
-		h = r.Host
-	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
 
 // scrub is auth.BrokerMessage with the account's secrets and extra.
 func (b *Broker) scrub(msg string, extra ...string) string {

@@ -3,7 +3,6 @@ package kite
 import (
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
-	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	"github.com/authproxy/authproxy/internal/brokertest"
 	fakekite "github.com/authproxy/authproxy/internal/fakebroker/kite"
 )
 
@@ -26,38 +25,20 @@ const (
 )
 
 type env struct {
-	srv    *fakeca.Server
-	fake   *fakekite.Fake
-	clk    *authtest.Clock
-	tr     *http.Transport
-	client *auth.HTTPClient
-	logs   *authtest.LogBuffer
-	logger *slog.Logger
+	brokertest.Env
+	fake *fakekite.Fake
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ca, err := fakeca.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 10, 0, 0, 0, auth.IST())), logs: &authtest.LogBuffer{}}
-	e.fake = fakekite.New(fakekite.Options{APIKey: testKey, APISecret: testSecret, RedirectURL: testRedirect, UserID: testUser, Now: e.clk.Now})
-	e.srv, err = ca.Serve(e.fake, APIHost, TickerHost, LoginHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.srv.Close() })
-	e.tr = e.srv.Transport()
-	t.Cleanup(e.tr.CloseIdleConnections)
-	e.logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.client = auth.NewHTTPClient(e.tr, e.logger, auth.RetryOptions{WaitMin: 5 * time.Millisecond, WaitMax: 20 * time.Millisecond})
-	return e
+	clk := authtest.Fixed(time.Date(2026, 3, 10, 10, 0, 0, 0, auth.IST()))
+	fake := fakekite.New(fakekite.Options{APIKey: testKey, APISecret: testSecret, RedirectURL: testRedirect, UserID: testUser, Now: clk.Now})
+	return &env{Env: brokertest.Serve(t, clk, fake, APIHost, TickerHost, LoginHost), fake: fake}
 }
 
 func (e *env) broker(t *testing.T) *Broker {
 	t.Helper()
-	b, err := New(Config{Account: "zk", APIKey: testKey, APISecret: testSecret}, e.client, e.clk.Now, e.logger)
+	b, err := New(Config{Account: "zk", APIKey: testKey, APISecret: testSecret}, e.Client, e.Clock.Now, e.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,25 +49,7 @@ func (e *env) broker(t *testing.T) *Broker {
 // callback query.
 func (e *env) login(t *testing.T, b *Broker, state string) url.Values {
 	t.Helper()
-	c := &http.Client{Transport: e.tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, b.AuthURL(state, testRedirect), nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("login page: HTTP %d: %s", resp.StatusCode, body)
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != testRedirect {
-		t.Fatalf("redirected to %s, want %s", got, testRedirect)
-	}
-	return loc.Query()
+	return brokertest.Callback(t, e.Tr, "login page", b.AuthURL(state, testRedirect), testRedirect)
 }
 
 // call sends a request through Inject to the fake and returns status and body.
@@ -99,7 +62,7 @@ func (e *env) call(t *testing.T, b *Broker, tok *auth.Token, method, target stri
 	if err := b.Inject(req, tok); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{Transport: e.tr}).Do(req)
+	resp, err := (&http.Client{Transport: e.Tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +88,7 @@ func TestNew(t *testing.T) {
 		"no secret":  {Account: "zk", APIKey: testKey},
 		"bad key":    {Account: "zk", APIKey: "a b", APISecret: testSecret},
 	} {
-		if _, err := New(cfg, e.client, nil, nil); err == nil {
+		if _, err := New(cfg, e.Client, nil, nil); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		} else {
 			e.assertNoSecrets(t, name, err.Error())
@@ -180,7 +143,7 @@ func TestExchangeAndUse(t *testing.T) {
 	if want := time.Date(2026, 3, 11, 6, 0, 0, 0, auth.IST()); !tok.Expiry.Equal(want) {
 		t.Errorf("expiry %s, want %s", tok.Expiry, want)
 	}
-	if tok.Meta[MetaUserID] != testUser || !tok.Obtained.Equal(e.clk.Now()) {
+	if tok.Meta[MetaUserID] != testUser || !tok.Obtained.Equal(e.Clock.Now()) {
 		t.Errorf("token meta %v obtained %s", tok.Meta, tok.Obtained)
 	}
 	reqs := e.fake.Requests()
@@ -199,7 +162,7 @@ func TestExchangeAndUse(t *testing.T) {
 	if st != http.StatusOK || !strings.Contains(body, testUser) {
 		t.Fatalf("profile: %d %s", st, body)
 	}
-	e.assertNoSecrets(t, "logs", e.logs.String(), tok.Access.Reveal(), cb.Get("request_token"))
+	e.assertNoSecrets(t, "logs", e.Logs.String(), tok.Access.Reveal(), cb.Get("request_token"))
 
 	// A second exchange of the same request token is refused, like Kite does.
 	_, err = b.Exchange(t.Context(), testRedirect, cb)
@@ -222,7 +185,7 @@ func TestExchangeRefusals(t *testing.T) {
 		bb := b
 		if cb == nil {
 			var err error
-			bb, err = New(Config{Account: "zk", APIKey: testKey, APISecret: "wrong-secret"}, e.client, e.clk.Now, nil)
+			bb, err = New(Config{Account: "zk", APIKey: testKey, APISecret: "wrong-secret"}, e.Client, e.Clock.Now, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -245,7 +208,7 @@ func TestExpiredRequestToken(t *testing.T) {
 	e := newEnv(t)
 	b := e.broker(t)
 	rt := e.fake.IssueRequestToken()
-	e.clk.Advance(fakekite.DefaultRequestTokenLifetime + time.Second)
+	e.Clock.Advance(fakekite.DefaultRequestTokenLifetime + time.Second)
 	if _, err := b.Exchange(t.Context(), testRedirect, url.Values{"request_token": {rt}}); err == nil {
 		t.Fatal("an expired request token was exchanged")
 	}
@@ -259,7 +222,7 @@ func TestInject(t *testing.T) {
 	if err := b.Inject(r, tok); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "token "+testKey+":acc355" || authKeys(r.Header) != 1 {
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "token "+testKey+":acc355" || brokertest.AuthKeys(r.Header) != 1 {
 		t.Errorf("Authorization = %v (%v)", got, r.Header)
 	}
 	if r.Header.Get("X-Kite-Version") != "3" {
@@ -331,7 +294,7 @@ func TestFakeWantsKiteVersion(t *testing.T) {
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+APIHost+"/user/profile", nil)
 	req.Header.Set("Authorization", "token "+testKey+":"+tok.Access.Reveal())
-	resp, err := (&http.Client{Transport: e.tr}).Do(req)
+	resp, err := (&http.Client{Transport: e.Tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +316,7 @@ func TestOrdersReachTheFake(t *testing.T) {
 		t.Fatalf("place: %d %s", st, body)
 	}
 	orders := e.fake.Orders()
-	if len(orders) != 1 || !orders[0].Time.Equal(e.clk.Now()) || orders[0].Path != "/orders/regular" {
+	if len(orders) != 1 || !orders[0].Time.Equal(e.Clock.Now()) || orders[0].Path != "/orders/regular" {
 		t.Errorf("orders %+v", orders)
 	}
 	r, _ := http.NewRequest(http.MethodPost, "https://"+APIHost+"/orders/regular", nil)
@@ -376,7 +339,7 @@ func TestTicker(t *testing.T) {
 		}
 		u := *r.URL
 		u.Scheme = "wss"
-		return websocket.Dial(t.Context(), u.String(), &websocket.DialOptions{HTTPClient: &http.Client{Transport: e.tr}})
+		return websocket.Dial(t.Context(), u.String(), &websocket.DialOptions{HTTPClient: &http.Client{Transport: e.Tr}})
 	}
 	c, _, err := dial(tok)
 	if err != nil {
@@ -420,15 +383,4 @@ func TestNextReset(t *testing.T) {
 			t.Errorf("NextReset(%s) = %s, want %s", in, got, want)
 		}
 	}
-}
-
-// authKeys counts the header keys that spell Authorization in any case.
-func authKeys(h http.Header) int {
-	n := 0
-	for k := range h {
-		if strings.EqualFold(k, "Authorization") {
-			n++
-		}
-	}
-	return n
 }

@@ -32,7 +32,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -100,33 +99,19 @@ var (
 // Pocketful (the verifying upstream transport). A nil now means time.Now and
 // a nil logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("pocketful: account name is empty")
+	if err := auth.CheckAccount("pocketful", cfg.Account,
+		auth.Need("client_id", cfg.ClientID != ""), auth.Need("client_secret", cfg.ClientSecret != "")); err != nil {
+		return nil, err
 	}
-	var missing []string
-	if cfg.ClientID == "" {
-		missing = append(missing, "client_id")
-	}
-	if cfg.ClientSecret == "" {
-		missing = append(missing, "client_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("pocketful account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
-	}
-	if client == nil {
-		return nil, fmt.Errorf("pocketful account %q: no HTTP client", cfg.Account)
+	now, log, err := auth.Defaults("pocketful", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	scopes := strings.Fields(cfg.Scope)
 	if len(scopes) == 0 {
 		scopes = strings.Fields(DefaultScope)
 	}
 	cfg.Scope = strings.Join(scopes, " ")
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	return &Broker{
 		cfg: cfg,
 		oauth: oauth2.Config{
@@ -140,21 +125,11 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 			Scopes: scopes,
 		},
 		client: client,
-		hc:     &http.Client{Transport: exchangeTransport{client}},
-		now:    now,
-		log:    logger.With("broker", "pocketful", "account", cfg.Account),
+		hc: &http.Client{Transport: auth.OnceTransport{Client: client,
+			Header: map[string]string{"Cache-Control": "no-cache", "Accept": "application/json"}}},
+		now: now,
+		log: log,
 	}, nil
-}
-
-// exchangeTransport sends x/oauth2's token request through the account's
-// HTTPClient, once: an authorization code is spent when the request leaves.
-type exchangeTransport struct{ c *auth.HTTPClient }
-
-func (t exchangeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Cache-Control", "no-cache")
-	r.Header.Set("Accept", "application/json")
-	return t.c.Do(r.Context(), r, false)
 }
 
 // Login cannot log in without a person: it returns an error wrapping
@@ -184,13 +159,9 @@ func (b *Broker) AuthURL(state, redirectURI string) string {
 // error/error_description; transport failures keep their cause for
 // errors.Is/As.
 func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.Values) (*auth.Token, error) {
-	if e := callback.Get("error"); e != "" {
-		msg := auth.BrokerMessage(e + ": " + callback.Get("error_description"))
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: strings.TrimSuffix(msg, ":")}
-	}
-	code := callback.Get("code")
-	if code == "" {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the callback carries no authorization code"}
+	code, err := auth.CallbackCode(b.cfg.Account, callback)
+	if err != nil {
+		return nil, err
 	}
 	c := b.oauth
 	c.RedirectURL = redirectURI
@@ -199,8 +170,8 @@ func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.
 	if err != nil {
 		return nil, b.exchangeError(err, code)
 	}
-	if tt := ot.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "unexpected token_type " + strconv.Quote(auth.BrokerMessage(tt))}
+	if err := auth.CheckBearer(b.cfg.Account, ot.TokenType); err != nil {
+		return nil, err
 	}
 	if !auth.IsB64Token(ot.AccessToken) {
 		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the token response has a malformed access_token"}

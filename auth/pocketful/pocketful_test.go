@@ -16,6 +16,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
+	"github.com/authproxy/authproxy/internal/brokertest"
 	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
 	fakepf "github.com/authproxy/authproxy/internal/fakebroker/pocketful"
 )
@@ -106,25 +107,7 @@ func (e *env) broker(t *testing.T, mutate func(*Config)) *Broker {
 // the fake and returns the callback query it redirects to.
 func (e *env) authorize(t *testing.T, b *Broker, state, redirectURI string) url.Values {
 	t.Helper()
-	c := &http.Client{Transport: e.tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, b.AuthURL(state, redirectURI), nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("consent page: HTTP %d: %s", resp.StatusCode, body)
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirectURI {
-		t.Fatalf("redirected to %s, want %s", got, redirectURI)
-	}
-	return loc.Query()
+	return brokertest.Callback(t, e.tr, "consent page", b.AuthURL(state, redirectURI), redirectURI)
 }
 
 func (e *env) assertNoSecrets(t *testing.T, where, s string, extra ...string) {

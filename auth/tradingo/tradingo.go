@@ -83,24 +83,13 @@ var (
 // the error never contains a secret. A nil now means time.Now and a nil
 // logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("tradingo: account name is empty")
+	if err := auth.CheckAccount("tradingo", cfg.Account, auth.Need("client_code", cfg.ClientCode != ""),
+		auth.Need("mpin", cfg.MPIN != ""), auth.Need("totp_secret", cfg.TOTPSecret != "")); err != nil {
+		return nil, err
 	}
-	var missing []string
-	if cfg.ClientCode == "" {
-		missing = append(missing, "client_code")
-	}
-	if cfg.MPIN == "" {
-		missing = append(missing, "mpin")
-	}
-	if cfg.TOTPSecret == "" {
-		missing = append(missing, "totp_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("tradingo account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
-	}
-	if client == nil {
-		return nil, fmt.Errorf("tradingo account %q: no HTTP client", cfg.Account)
+	now, log, err := auth.Defaults("tradingo", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
@@ -108,12 +97,6 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil || base.Scheme != "https" || base.Host == "" || base.RawQuery != "" || base.Fragment != "" {
 		return nil, fmt.Errorf("tradingo account %q: base URL %q must be https://host[:port][/path]", cfg.Account, cfg.BaseURL)
-	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
 	}
 	gen, err := totp.New(cfg.TOTPSecret, now)
 	if err != nil {
@@ -125,7 +108,7 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 		loginURL: base.String() + LoginPath,
 		client:   client,
 		now:      now,
-		log:      logger.With("broker", "tradingo", "account", cfg.Account),
+		log:      log,
 		totp:     gen,
 	}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -67,34 +66,21 @@ var (
 // https://<environment>.tradovateapi.com. A nil now means time.Now and a
 // nil logger discards. Errors never contain a secret.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("tradovate: account name is empty")
+	if err := auth.CheckAccount("tradovate", cfg.Account); err != nil {
+		return nil, err
 	}
 	if cfg.Environment != "demo" && cfg.Environment != "live" {
 		return nil, fmt.Errorf("tradovate account %q: environment must be \"demo\" or \"live\", not %q", cfg.Account, cfg.Environment)
 	}
-	var missing []string
-	for _, f := range []struct {
-		key, val string
-	}{
-		{"username", cfg.Username}, {"password", cfg.Password.Reveal()}, {"app_id", cfg.AppID},
-		{"app_version", cfg.AppVersion}, {"cid", cfg.CID}, {"sec", cfg.Sec.Reveal()},
-	} {
-		if f.val == "" {
-			missing = append(missing, f.key)
-		}
+	if err := auth.CheckAccount("tradovate", cfg.Account,
+		auth.Need("username", cfg.Username != ""), auth.Need("password", cfg.Password != ""), auth.Need("app_id", cfg.AppID != ""),
+		auth.Need("app_version", cfg.AppVersion != ""), auth.Need("cid", cfg.CID != ""), auth.Need("sec", cfg.Sec != ""),
+	); err != nil {
+		return nil, err
 	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("tradovate account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
-	}
-	if client == nil {
-		return nil, fmt.Errorf("tradovate account %q: no HTTP client", cfg.Account)
-	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	now, log, err := auth.Defaults("tradovate", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	rest := "https://" + cfg.Environment + ".tradovateapi.com"
 	return &Broker{
@@ -103,7 +89,7 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 		renewURL: rest + RenewPath,
 		client:   client,
 		now:      now,
-		log:      logger.With("broker", "tradovate", "account", cfg.Account),
+		log:      log,
 	}, nil
 }
 

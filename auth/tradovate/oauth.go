@@ -48,46 +48,25 @@ var (
 // NewOAuth checks cfg and returns an OAuthBroker. A nil now means time.Now
 // and a nil logger discards.
 func NewOAuth(cfg OAuthConfig, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*OAuthBroker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("tradovate: account name is empty")
+	if err := auth.CheckAccount("tradovate", cfg.Account,
+		auth.Need("client_id", cfg.ClientID != ""), auth.Need("client_secret", cfg.ClientSecret != "")); err != nil {
+		return nil, err
 	}
-	switch {
-	case cfg.ClientID == "" && cfg.ClientSecret == "":
-		return nil, fmt.Errorf("tradovate account %q: missing client_id, client_secret", cfg.Account)
-	case cfg.ClientID == "":
-		return nil, fmt.Errorf("tradovate account %q: missing client_id", cfg.Account)
-	case cfg.ClientSecret == "":
-		return nil, fmt.Errorf("tradovate account %q: missing client_secret", cfg.Account)
-	}
-	if client == nil {
-		return nil, fmt.Errorf("tradovate account %q: no HTTP client", cfg.Account)
-	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	now, log, err := auth.Defaults("tradovate", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	return &OAuthBroker{
 		cfg: cfg,
 		hc: &http.Client{
-			Transport: onceTransport{client},
+			Transport: auth.OnceTransport{Client: client},
 			// The token endpoint does not redirect; never follow one with a code or secret.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		now:    now,
-		log:    logger.With("broker", "tradovate", "account", cfg.Account),
+		log:    log,
 		secret: cfg.ClientSecret.Reveal(),
 	}, nil
-}
-
-// onceTransport sends each request exactly once through the proxy's
-// upstream client: an authorization code and a rotating refresh token are
-// spent by the first attempt, so a blind retry could only lose the token.
-type onceTransport struct{ c *auth.HTTPClient }
-
-func (t onceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.c.Do(r.Context(), r, false)
 }
 
 func (b *OAuthBroker) config(redirectURI string) *oauth2.Config {

@@ -60,7 +60,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -116,27 +115,13 @@ var (
 // New checks cfg and returns a Broker. A nil now means time.Now and a nil
 // logger discards.
 func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog.Logger) (*Broker, error) {
-	if cfg.Account == "" {
-		return nil, errors.New("upstox: account name is empty")
+	if err := auth.CheckAccount("upstox", cfg.Account,
+		auth.Need("client_id", cfg.ClientID != ""), auth.Need("client_secret", cfg.ClientSecret != "")); err != nil {
+		return nil, err
 	}
-	var missing []string
-	if cfg.ClientID == "" {
-		missing = append(missing, "client_id")
-	}
-	if cfg.ClientSecret == "" {
-		missing = append(missing, "client_secret")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("upstox account %q: missing %s", cfg.Account, strings.Join(missing, ", "))
-	}
-	if client == nil {
-		return nil, fmt.Errorf("upstox account %q: no HTTP client", cfg.Account)
-	}
-	if now == nil {
-		now = time.Now
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	now, log, err := auth.Defaults("upstox", cfg.Account, client, now, logger)
+	if err != nil {
+		return nil, err
 	}
 	return &Broker{
 		cfg: cfg,
@@ -149,22 +134,12 @@ func New(cfg Config, client *auth.HTTPClient, now func() time.Time, logger *slog
 				AuthStyle: oauth2.AuthStyleInParams,
 			},
 		},
-		hc:  &http.Client{Transport: onceTransport{client}},
+		// x/oauth2's token request, once, with the headers the SDK sends.
+		hc: &http.Client{Transport: auth.OnceTransport{Client: client,
+			Header: map[string]string{"Accept": "application/json", "Api-Version": APIVersion}}},
 		now: now,
-		log: logger.With("broker", "upstox", "account", cfg.Account),
+		log: log,
 	}, nil
-}
-
-// onceTransport sends x/oauth2's token request through the account's
-// HTTPClient, once (a code is spent when the request leaves), with the
-// headers the SDK sends.
-type onceTransport struct{ c *auth.HTTPClient }
-
-func (t onceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Accept", "application/json")
-	r.Header.Set("Api-Version", APIVersion)
-	return t.c.Do(r.Context(), r, false)
 }
 
 // Login cannot log in without a person: it returns an error wrapping
@@ -190,13 +165,9 @@ func (b *Broker) AuthURL(state, redirectURI string) string {
 // message and error code; transport failures keep their cause for
 // errors.Is/As.
 func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.Values) (*auth.Token, error) {
-	if e := callback.Get("error"); e != "" {
-		msg := strings.TrimSuffix(auth.BrokerMessage(e+": "+callback.Get("error_description")), ":")
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: msg}
-	}
-	code := callback.Get("code")
-	if code == "" {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the callback carries no authorization code"}
+	code, err := auth.CallbackCode(b.cfg.Account, callback)
+	if err != nil {
+		return nil, err
 	}
 	c := b.oauth
 	c.RedirectURL = redirectURI
@@ -205,8 +176,8 @@ func (b *Broker) Exchange(ctx context.Context, redirectURI string, callback url.
 	if err != nil {
 		return nil, b.exchangeError(ctx, err, code)
 	}
-	if tt := ot.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
-		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "unexpected token_type " + strconv.Quote(auth.BrokerMessage(tt))}
+	if err := auth.CheckBearer(b.cfg.Account, ot.TokenType); err != nil {
+		return nil, err
 	}
 	if !auth.IsB64Token(ot.AccessToken) {
 		return nil, &auth.LoginError{Account: b.cfg.Account, Message: "the token answer has a malformed access_token"}
@@ -293,18 +264,7 @@ func ParseError(body []byte) string {
 	return msg
 }
 
-func validUserID(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+func validUserID(s string) bool { return auth.Alnum(s, 32) }
 
 // Inject replaces every Authorization header with "Bearer <token>" (REST
 // calls on both hosts and the feed WebSocket handshakes alike).

@@ -3,7 +3,6 @@ package upstox
 import (
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/auth/authtest"
-	"github.com/authproxy/authproxy/internal/fakebroker/fakeca"
+	"github.com/authproxy/authproxy/internal/brokertest"
 	fakeup "github.com/authproxy/authproxy/internal/fakebroker/upstox"
 )
 
@@ -26,33 +25,15 @@ const (
 )
 
 type env struct {
-	srv    *fakeca.Server
-	fake   *fakeup.Fake
-	clk    *authtest.Clock
-	tr     *http.Transport
-	client *auth.HTTPClient
-	logs   *authtest.LogBuffer
-	logger *slog.Logger
+	brokertest.Env
+	fake *fakeup.Fake
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ca, err := fakeca.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{clk: authtest.Fixed(time.Date(2026, 3, 10, 10, 0, 0, 0, auth.IST())), logs: &authtest.LogBuffer{}}
-	e.fake = fakeup.New(fakeup.Options{ClientID: testClientID, ClientSecret: testSecret, RedirectURI: testRedirect, UserID: testUser, Now: e.clk.Now})
-	e.srv, err = ca.Serve(e.fake, APIHost, OrderHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.srv.Close() })
-	e.tr = e.srv.Transport()
-	t.Cleanup(e.tr.CloseIdleConnections)
-	e.logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.client = auth.NewHTTPClient(e.tr, e.logger, auth.RetryOptions{WaitMin: 5 * time.Millisecond, WaitMax: 20 * time.Millisecond})
-	return e
+	clk := authtest.Fixed(time.Date(2026, 3, 10, 10, 0, 0, 0, auth.IST()))
+	fake := fakeup.New(fakeup.Options{ClientID: testClientID, ClientSecret: testSecret, RedirectURI: testRedirect, UserID: testUser, Now: clk.Now})
+	return &env{Env: brokertest.Serve(t, clk, fake, APIHost, OrderHost), fake: fake}
 }
 
 func (e *env) broker(t *testing.T, secret auth.Secret) *Broker {
@@ -60,7 +41,7 @@ func (e *env) broker(t *testing.T, secret auth.Secret) *Broker {
 	if secret == "" {
 		secret = testSecret
 	}
-	b, err := New(Config{Account: "ux", ClientID: testClientID, ClientSecret: secret}, e.client, e.clk.Now, e.logger)
+	b, err := New(Config{Account: "ux", ClientID: testClientID, ClientSecret: secret}, e.Client, e.Clock.Now, e.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +52,7 @@ func (e *env) broker(t *testing.T, secret auth.Secret) *Broker {
 // (or the dialog's error status).
 func (e *env) authorize(t *testing.T, b *Broker, state, redirect string) (url.Values, int) {
 	t.Helper()
-	c := &http.Client{Transport: e.tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := &http.Client{Transport: e.Tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, b.AuthURL(state, redirect), nil)
 	resp, err := c.Do(req)
 	if err != nil {
@@ -109,7 +90,7 @@ func (e *env) call(t *testing.T, b *Broker, tok *auth.Token, method, target stri
 	if err := b.Inject(req, tok); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{Transport: e.tr}).Do(req)
+	resp, err := (&http.Client{Transport: e.Tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +106,7 @@ func TestNew(t *testing.T) {
 		"no id":      {Account: "ux", ClientSecret: testSecret},
 		"no secret":  {Account: "ux", ClientID: testClientID},
 	} {
-		if _, err := New(cfg, e.client, nil, nil); err == nil {
+		if _, err := New(cfg, e.Client, nil, nil); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		} else if strings.Contains(err.Error(), testSecret) {
 			t.Errorf("%s: error leaks the secret", name)
@@ -195,7 +176,7 @@ func TestExchangeAndUse(t *testing.T) {
 			t.Errorf("%s: %d %s", target, resp.StatusCode, body)
 		}
 	}
-	if strings.Contains(e.logs.String(), tok.Access.Reveal()) || strings.Contains(e.logs.String(), testSecret) || strings.Contains(e.logs.String(), cb.Get("code")) {
+	if strings.Contains(e.Logs.String(), tok.Access.Reveal()) || strings.Contains(e.Logs.String(), testSecret) || strings.Contains(e.Logs.String(), cb.Get("code")) {
 		t.Error("logs leak a secret")
 	}
 
@@ -241,7 +222,7 @@ func TestExpiredCode(t *testing.T) {
 	e := newEnv(t)
 	b := e.broker(t, "")
 	cb, _ := e.authorize(t, b, "st4te-1234", testRedirect)
-	e.clk.Advance(fakeup.DefaultCodeLifetime + time.Second)
+	e.Clock.Advance(fakeup.DefaultCodeLifetime + time.Second)
 	if _, err := b.Exchange(t.Context(), testRedirect, cb); err == nil {
 		t.Fatal("an expired code was exchanged")
 	}
@@ -266,7 +247,7 @@ func TestOrdersOnTheHFTHost(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "order_ids") {
 		t.Fatalf("place: %d %s", resp.StatusCode, body)
 	}
-	if o := e.fake.Orders(); len(o) != 1 || o[0].Path != "/v3/order/place" || !o[0].Time.Equal(e.clk.Now()) {
+	if o := e.fake.Orders(); len(o) != 1 || o[0].Path != "/v3/order/place" || !o[0].Time.Equal(e.Clock.Now()) {
 		t.Errorf("orders %+v", o)
 	}
 	r, _ := http.NewRequest(http.MethodPost, "https://"+OrderHost+"/v3/order/place", nil)
@@ -286,7 +267,7 @@ func TestFeed(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, resp, err := websocket.Dial(t.Context(), "wss://"+APIHost+"/v3/feed/market-data-feed",
-			&websocket.DialOptions{HTTPClient: &http.Client{Transport: e.tr}, HTTPHeader: r.Header})
+			&websocket.DialOptions{HTTPClient: &http.Client{Transport: e.Tr}, HTTPHeader: r.Header})
 		if err == nil {
 			c.Close(websocket.StatusNormalClosure, "")
 		}
@@ -308,7 +289,7 @@ func TestInject(t *testing.T) {
 	if err := b.Inject(r, &auth.Token{Access: "tok"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer tok" || authKeys(r.Header) != 1 {
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer tok" || brokertest.AuthKeys(r.Header) != 1 {
 		t.Errorf("Authorization %v", r.Header)
 	}
 	if err := b.Inject(r, nil); err == nil {
@@ -339,17 +320,6 @@ func TestNextReset(t *testing.T) {
 			t.Errorf("NextReset(%s) = %s, want %s", in, got, want)
 		}
 	}
-}
-
-// authKeys counts the header keys that spell Authorization in any case.
-func authKeys(h http.Header) int {
-	n := 0
-	for k := range h {
-		if strings.EqualFold(k, "Authorization") {
-			n++
-		}
-	}
-	return n
 }
 
 // scrub redacts before it shortens: a secret where a long broker message is

@@ -2,7 +2,6 @@ package angelone
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,19 +10,10 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/authproxy/authproxy/auth/authtest"
+	"github.com/authproxy/authproxy/internal/brokertest"
 )
 
 const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-
-func do(f *Fake, method, target, body string, h map[string]string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, target, strings.NewReader(body))
-	for k, v := range h {
-		r.Header.Set(k, v)
-	}
-	w := httptest.NewRecorder()
-	f.ServeHTTP(w, r)
-	return w
-}
 
 func TestLoginStrict(t *testing.T) {
 	now := time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC)
@@ -43,23 +33,23 @@ func TestLoginStrict(t *testing.T) {
 		}
 		return m
 	}
-	if w := do(f, "POST", "https://"+APIHost+LoginPath, body, without("X-PrivateKey")); w.Code != 403 || !strings.Contains(w.Body.String(), "Invalid API Key") {
+	if w := brokertest.Do(f, "POST", "https://"+APIHost+LoginPath, body, without("X-PrivateKey")); w.Code != 403 || !strings.Contains(w.Body.String(), "Invalid API Key") {
 		t.Errorf("no X-PrivateKey: %d %s", w.Code, w.Body)
 	}
-	if w := do(f, "POST", "https://"+APIHost+LoginPath, body, without("X-UserType")); !strings.Contains(w.Body.String(), "AB1005") {
+	if w := brokertest.Do(f, "POST", "https://"+APIHost+LoginPath, body, without("X-UserType")); !strings.Contains(w.Body.String(), "AB1005") {
 		t.Errorf("no X-UserType: %d %s", w.Code, w.Body)
 	}
-	w := do(f, "POST", "https://"+APIHost+LoginPath, body, hdr)
+	w := brokertest.Do(f, "POST", "https://"+APIHost+LoginPath, body, hdr)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"jwtToken"`) {
 		t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
-	if w := do(f, "POST", "https://"+APIHost+LoginPath, body, hdr); !strings.Contains(w.Body.String(), "AB1050") {
+	if w := brokertest.Do(f, "POST", "https://"+APIHost+LoginPath, body, hdr); !strings.Contains(w.Body.String(), "AB1050") {
 		t.Errorf("reused TOTP step: %d %s", w.Code, w.Body)
 	}
-	if w := do(f, "GET", "https://"+APIHost+"/rest/secure/angelbroking/user/v1/getProfile", "", map[string]string{"X-PrivateKey": "k"}); w.Code != 200 || !strings.Contains(w.Body.String(), "AG8003") {
+	if w := brokertest.Do(f, "GET", "https://"+APIHost+"/rest/secure/angelbroking/user/v1/getProfile", "", map[string]string{"X-PrivateKey": "k"}); w.Code != 200 || !strings.Contains(w.Body.String(), "AG8003") {
 		t.Errorf("no token: %d %s", w.Code, w.Body)
 	}
-	if w := do(f, "GET", "https://"+StreamHost+StreamPath, "", map[string]string{"x-api-key": "k"}); w.Code != 401 {
+	if w := brokertest.Do(f, "GET", "https://"+StreamHost+StreamPath, "", map[string]string{"x-api-key": "k"}); w.Code != 401 {
 		t.Errorf("stream without headers: %d", w.Code)
 	}
 	if c := f.Counts(); c.Logins != 1 || c.LoginFailures != 2 {
@@ -72,7 +62,7 @@ func TestOrderRateLimit(t *testing.T) {
 	f := New(Options{APIKey: "k", ClientCode: "A1", PIN: "1234", TOTPSecret: secret, MaxOrdersPerSecond: 1, Now: clk.Now})
 	code, _ := totp.GenerateCodeCustom(secret, clk.Now(), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	hdr := map[string]string{"X-PrivateKey": "k", "X-UserType": "USER", "X-SourceID": "WEB"}
-	w := do(f, "POST", "https://"+APIHost+LoginPath, `{"clientcode":"A1","password":"1234","totp":"`+code+`"}`, hdr)
+	w := brokertest.Do(f, "POST", "https://"+APIHost+LoginPath, `{"clientcode":"A1","password":"1234","totp":"`+code+`"}`, hdr)
 	var ans struct {
 		Data struct {
 			JWT string `json:"jwtToken"`
@@ -83,10 +73,10 @@ func TestOrderRateLimit(t *testing.T) {
 	}
 	hdr["Authorization"] = "Bearer " + ans.Data.JWT
 	place := "https://" + APIHost + "/rest/secure/angelbroking/order/v1/placeOrder"
-	a := do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
-	b := do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
+	a := brokertest.Do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
+	b := brokertest.Do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
 	clk.Advance(1001 * time.Millisecond)
-	c := do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
+	c := brokertest.Do(f, "POST", place, `{"tradingsymbol":"SBIN-EQ"}`, hdr)
 	if a.Code != 200 || b.Code != 403 || !strings.Contains(b.Body.String(), "exceeding access rate") || c.Code != 200 {
 		t.Errorf("order answers %d %d(%s) %d", a.Code, b.Code, b.Body, c.Code)
 	}

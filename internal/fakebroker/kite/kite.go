@@ -95,11 +95,6 @@ type requestToken struct {
 	used   bool
 }
 
-type token struct {
-	expiry  time.Time
-	revoked bool
-}
-
 // Fake is a strict fake Kite. It implements http.Handler.
 type Fake struct {
 	opts Options
@@ -108,7 +103,7 @@ type Fake struct {
 	mu       sync.Mutex
 	redirect string
 	rts      map[string]*requestToken
-	tokens   map[string]*token
+	tokens   fakehttp.Tokens
 	counts   Counts
 	orderSeq int
 }
@@ -124,7 +119,7 @@ func New(opts Options) *Fake {
 	if opts.UserID == "" {
 		opts.UserID = "AB1234"
 	}
-	return &Fake{opts: opts, redirect: opts.RedirectURL, rts: map[string]*requestToken{}, tokens: map[string]*token{}}
+	return &Fake{opts: opts, redirect: opts.RedirectURL, rts: map[string]*requestToken{}, tokens: fakehttp.Tokens{}}
 }
 
 // SetRedirectURL changes the app's registered redirect URL.
@@ -151,9 +146,7 @@ func (f *Fake) Orders() []record.Order { return f.log.Orders() }
 func (f *Fake) RevokeAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, t := range f.tokens {
-		t.revoked = true
-	}
+	f.tokens.RevokeAll()
 }
 
 // ValidToken reports whether tok is a live access token.
@@ -161,8 +154,7 @@ func (f *Fake) ValidToken(tok string) bool {
 	now := f.opts.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t, ok := f.tokens[tok]
-	return ok && !t.revoked && now.Before(t.expiry)
+	return f.tokens.Live(tok, now)
 }
 
 // IssueRequestToken mints a request token as a login would, for tests that
@@ -304,7 +296,7 @@ func (f *Fake) serveSession(w http.ResponseWriter, r *http.Request) {
 	}
 	t.used = true
 	access := randHex(16)
-	f.tokens[access] = &token{expiry: nextReset(now)}
+	f.tokens[access] = &fakehttp.Token{Expiry: nextReset(now)}
 	f.counts.Sessions++
 	f.mu.Unlock()
 	fakehttp.WriteJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/authproxy/authproxy/internal/fakebroker/fakehttp"
+	"github.com/authproxy/authproxy/internal/fakebroker/record"
 )
 
 // Endpoint paths.
@@ -64,7 +65,6 @@ const (
 	DefaultCodeLifetime = time.Minute
 	minStateLen         = 8
 	maxBodyBytes        = 64 << 10
-	maxRecorded         = 10000
 )
 
 // Options configure a Fake.
@@ -93,15 +93,7 @@ type Counts struct {
 }
 
 // Recorded is one request the fake saw.
-type Recorded struct {
-	Method        string
-	Path          string
-	RawQuery      string
-	Host          string
-	Authorization string // every Authorization value, joined with ", "
-	Header        http.Header
-	Body          []byte
-}
+type Recorded = record.Request
 
 type code struct {
 	redirectURI string
@@ -120,13 +112,13 @@ type token struct {
 // Fake is a strict fake Pocketful server. It implements http.Handler.
 type Fake struct {
 	opts Options
+	log  record.Log // requests, bounded at record.MaxRequests as before
 
 	mu          sync.Mutex
 	redirectURI string
 	codes       map[string]*code
 	tokens      map[string]*token
 	counts      Counts
-	requests    []Recorded
 	orderSeq    int
 	feeds       []FeedConn
 }
@@ -194,19 +186,9 @@ func (f *Fake) Counts() Counts {
 	return f.counts
 }
 
-// Requests returns a copy of every request seen, in order, refused ones
-// included.
-func (f *Fake) Requests() []Recorded {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]Recorded, len(f.requests))
-	for i, r := range f.requests {
-		r.Header = r.Header.Clone()
-		r.Body = bytes.Clone(r.Body)
-		out[i] = r
-	}
-	return out
-}
+// Requests returns a copy of every request seen (the first
+// record.MaxRequests), in order, refused ones included.
+func (f *Fake) Requests() []Recorded { return f.log.Requests() }
 
 // ValidToken reports whether tok is a live token issued by the fake.
 func (f *Fake) ValidToken(tok string) bool {
@@ -220,7 +202,7 @@ func (f *Fake) ValidToken(tok string) bool {
 // ServeHTTP implements http.Handler.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	f.record(r, body)
+	f.log.Add(f.opts.Now(), r, body)
 	if err != nil {
 		apiError(w, http.StatusRequestEntityTooLarge, InputException, "request body too large")
 		return
@@ -237,23 +219,6 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveFeed(w, r)
 	default:
 		apiError(w, http.StatusNotFound, GeneralException, "not found")
-	}
-}
-
-func (f *Fake) record(r *http.Request, body []byte) {
-	rec := Recorded{
-		Method:        r.Method,
-		Path:          r.URL.Path,
-		RawQuery:      r.URL.RawQuery,
-		Host:          r.Host,
-		Authorization: strings.Join(r.Header.Values("Authorization"), ", "),
-		Header:        r.Header.Clone(),
-		Body:          body,
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.requests) < maxRecorded {
-		f.requests = append(f.requests, rec)
 	}
 }
 

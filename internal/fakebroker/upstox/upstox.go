@@ -85,11 +85,6 @@ type code struct {
 	used     bool
 }
 
-type token struct {
-	expiry  time.Time
-	revoked bool
-}
-
 // Fake is a strict fake Upstox. It implements http.Handler.
 type Fake struct {
 	opts Options
@@ -98,7 +93,7 @@ type Fake struct {
 	mu       sync.Mutex
 	redirect string
 	codes    map[string]*code
-	tokens   map[string]*token
+	tokens   fakehttp.Tokens
 	counts   Counts
 	orderSeq int
 }
@@ -114,7 +109,7 @@ func New(opts Options) *Fake {
 	if opts.UserID == "" {
 		opts.UserID = "7XAB12"
 	}
-	return &Fake{opts: opts, redirect: opts.RedirectURI, codes: map[string]*code{}, tokens: map[string]*token{}}
+	return &Fake{opts: opts, redirect: opts.RedirectURI, codes: map[string]*code{}, tokens: fakehttp.Tokens{}}
 }
 
 // SetRedirectURI changes the registered redirect URI.
@@ -141,9 +136,7 @@ func (f *Fake) Orders() []record.Order { return f.log.Orders() }
 func (f *Fake) RevokeAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, t := range f.tokens {
-		t.revoked = true
-	}
+	f.tokens.RevokeAll()
 }
 
 // ValidToken reports whether tok is a live token.
@@ -151,8 +144,7 @@ func (f *Fake) ValidToken(tok string) bool {
 	now := f.opts.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t, ok := f.tokens[tok]
-	return ok && !t.revoked && now.Before(t.expiry)
+	return f.tokens.Live(tok, now)
 }
 
 // ServeHTTP implements http.Handler.
@@ -256,7 +248,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	c.used = true
 	access := fakehttp.RandToken(32)
-	f.tokens[access] = &token{expiry: nextReset(now)}
+	f.tokens[access] = &fakehttp.Token{Expiry: nextReset(now)}
 	f.counts.Exchanges++
 	f.mu.Unlock()
 	fakehttp.WriteJSON(w, http.StatusOK, map[string]any{

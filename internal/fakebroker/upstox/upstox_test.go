@@ -2,47 +2,37 @@ package upstox
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authproxy/authproxy/auth/authtest"
+	"github.com/authproxy/authproxy/internal/brokertest"
 )
-
-func do(f *Fake, method, target, body string, h map[string]string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, target, strings.NewReader(body))
-	for k, v := range h {
-		r.Header.Set(k, v)
-	}
-	w := httptest.NewRecorder()
-	f.ServeHTTP(w, r)
-	return w
-}
 
 func TestTokenStrict(t *testing.T) {
 	now := time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC)
 	f := New(Options{ClientID: "cid", ClientSecret: "sec", RedirectURI: "http://127.0.0.1/cb", Now: func() time.Time { return now }})
-	w := do(f, "GET", "https://"+APIHost+DialogPath+"?response_type=code&client_id=cid&redirect_uri="+url.QueryEscape("http://127.0.0.1/cb")+"&state=s", "", nil)
+	w := brokertest.Do(f, "GET", "https://"+APIHost+DialogPath+"?response_type=code&client_id=cid&redirect_uri="+url.QueryEscape("http://127.0.0.1/cb")+"&state=s", "", nil)
 	loc, _ := url.Parse(w.Header().Get("Location"))
 	code := loc.Query().Get("code")
 	if w.Code != 302 || code == "" || loc.Query().Get("state") != "s" {
 		t.Fatalf("dialog %d %s", w.Code, loc)
 	}
 	form := url.Values{"code": {code}, "client_id": {"cid"}, "client_secret": {"sec"}, "redirect_uri": {"http://127.0.0.1/cb"}, "grant_type": {"authorization_code"}}
-	if w := do(f, "POST", "https://"+APIHost+TokenPath, `{"code":"`+code+`"}`, map[string]string{"Content-Type": "application/json"}); w.Code != 400 {
+	if w := brokertest.Do(f, "POST", "https://"+APIHost+TokenPath, `{"code":"`+code+`"}`, map[string]string{"Content-Type": "application/json"}); w.Code != 400 {
 		t.Errorf("JSON token request: %d", w.Code)
 	}
 	ct := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
-	w = do(f, "POST", "https://"+APIHost+TokenPath, form.Encode(), ct)
+	w = brokertest.Do(f, "POST", "https://"+APIHost+TokenPath, form.Encode(), ct)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "access_token") {
 		t.Fatalf("exchange %d %s", w.Code, w.Body)
 	}
-	if w := do(f, "POST", "https://"+APIHost+TokenPath, form.Encode(), ct); w.Code != 400 || !strings.Contains(w.Body.String(), "UDAPI100057") {
+	if w := brokertest.Do(f, "POST", "https://"+APIHost+TokenPath, form.Encode(), ct); w.Code != 400 || !strings.Contains(w.Body.String(), "UDAPI100057") {
 		t.Errorf("reused code: %d %s", w.Code, w.Body)
 	}
-	if w := do(f, "GET", "https://"+APIHost+"/v2/user/profile", "", map[string]string{"Authorization": "Bearer nope"}); w.Code != 401 || !strings.Contains(w.Body.String(), "UDAPI100050") {
+	if w := brokertest.Do(f, "GET", "https://"+APIHost+"/v2/user/profile", "", map[string]string{"Authorization": "Bearer nope"}); w.Code != 401 || !strings.Contains(w.Body.String(), "UDAPI100050") {
 		t.Errorf("unknown token: %d %s", w.Code, w.Body)
 	}
 }
@@ -50,10 +40,10 @@ func TestTokenStrict(t *testing.T) {
 func TestOrderRateLimit(t *testing.T) {
 	clk := authtest.Fixed(time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC))
 	f := New(Options{ClientID: "cid", ClientSecret: "sec", RedirectURI: "http://127.0.0.1/cb", MaxOrdersPerSecond: 1, Now: clk.Now})
-	w := do(f, "GET", "https://"+APIHost+DialogPath+"?response_type=code&client_id=cid&redirect_uri="+url.QueryEscape("http://127.0.0.1/cb"), "", nil)
+	w := brokertest.Do(f, "GET", "https://"+APIHost+DialogPath+"?response_type=code&client_id=cid&redirect_uri="+url.QueryEscape("http://127.0.0.1/cb"), "", nil)
 	loc, _ := url.Parse(w.Header().Get("Location"))
 	form := url.Values{"code": {loc.Query().Get("code")}, "client_id": {"cid"}, "client_secret": {"sec"}, "redirect_uri": {"http://127.0.0.1/cb"}, "grant_type": {"authorization_code"}}
-	w = do(f, "POST", "https://"+APIHost+TokenPath, form.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	w = brokertest.Do(f, "POST", "https://"+APIHost+TokenPath, form.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
 	var ans struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -61,10 +51,10 @@ func TestOrderRateLimit(t *testing.T) {
 		t.Fatalf("exchange: %s", w.Body)
 	}
 	h := map[string]string{"Authorization": "Bearer " + ans.AccessToken}
-	a := do(f, "POST", "https://"+OrderHost+"/v3/order/place", "{}", h).Code
-	b := do(f, "POST", "https://"+OrderHost+"/v2/order/place", "{}", h).Code
+	a := brokertest.Do(f, "POST", "https://"+OrderHost+"/v3/order/place", "{}", h).Code
+	b := brokertest.Do(f, "POST", "https://"+OrderHost+"/v2/order/place", "{}", h).Code
 	clk.Advance(1001 * time.Millisecond)
-	c := do(f, "POST", "https://"+OrderHost+"/v2/order/place", "{}", h).Code
+	c := brokertest.Do(f, "POST", "https://"+OrderHost+"/v2/order/place", "{}", h).Code
 	if a != 200 || b != 429 || c != 200 {
 		t.Errorf("order answers %d %d %d, want 200 429 200", a, b, c)
 	}
