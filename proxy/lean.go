@@ -35,6 +35,11 @@ type leanTransport struct {
 	idleTimeout time.Duration
 	maxIdle     int // per host
 
+	// Buffers are taken per request and returned when the answer has been
+	// read: an idle pooled connection holds none.
+	readers sync.Pool // *bufio.Reader
+	writers sync.Pool // *bufio.Writer
+
 	mu     sync.Mutex
 	idle   map[string][]*upConn // newest last
 	sweep  *time.Timer
@@ -66,7 +71,10 @@ func newLeanTransport(tr *http.Transport) *leanTransport {
 		maxIdle = http.DefaultMaxIdleConnsPerHost
 	}
 	return &leanTransport{tr: tr, dial: tr.DialContext, tlsConf: cfg, timeout: timeout,
-		idleTimeout: idle, maxIdle: maxIdle, idle: make(map[string][]*upConn)}
+		idleTimeout: idle, maxIdle: maxIdle, idle: make(map[string][]*upConn),
+		readers: sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }},
+		writers: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }},
+	}
 }
 
 // upConn is one pooled upstream connection.
@@ -74,10 +82,9 @@ type upConn struct {
 	t      *leanTransport
 	key    string
 	conn   *tls.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	nread  int64     // bytes read from conn
-	used   time.Time // when it was last put back in the pool
+	br     *bufio.Reader // from t.readers while a request is in flight
+	nread  int64         // bytes read from conn
+	used   time.Time     // when it was last put back in the pool
 	reused bool
 }
 
@@ -173,7 +180,20 @@ func (t *leanTransport) get(ctx context.Context, key, host string) (*upConn, err
 		}
 		pc.conn.Close()
 	}
-	return t.dialConn(ctx, key, host)
+	// Dial in a goroutine of its own: the TLS handshake and certificate
+	// verification grow a stack to tens of KiB, which the request's
+	// goroutine (it lives as long as the client's connection) would keep.
+	type dialed struct {
+		pc  *upConn
+		err error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		pc, err := t.dialConn(ctx, key, host)
+		ch <- dialed{pc, err}
+	}()
+	d := <-ch
+	return d.pc, d.err
 }
 
 func (t *leanTransport) dialConn(ctx context.Context, key, host string) (*upConn, error) {
@@ -193,10 +213,7 @@ func (t *leanTransport) dialConn(ctx context.Context, key, host string) (*upConn
 		raw.Close()
 		return nil, err
 	}
-	pc := &upConn{t: t, key: key, conn: tc}
-	pc.br = bufio.NewReaderSize(pc, 4<<10)
-	pc.bw = bufio.NewWriterSize(tc, 4<<10)
-	return pc, nil
+	return &upConn{t: t, key: key, conn: tc}, nil
 }
 
 // roundTrip writes req and reads the answer's head; wrote reports whether
@@ -207,16 +224,23 @@ func (pc *upConn) roundTrip(req *http.Request) (resp *http.Response, wrote bool,
 	fail := func(err error) (*http.Response, bool, error) {
 		stop()
 		pc.conn.Close()
+		pc.putReader()
 		return nil, wrote, err
 	}
-	if err := req.Write(pc.bw); err != nil {
-		wrote = true // bufio may have flushed part of it
+	bw := pc.t.writers.Get().(*bufio.Writer)
+	bw.Reset(pc.conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	pc.t.writers.Put(bw)
+	wrote = true // bufio may have flushed part of it
+	if err != nil {
 		return fail(err)
 	}
-	wrote = true
-	if err := pc.bw.Flush(); err != nil {
-		return fail(err)
-	}
+	pc.br = pc.t.readers.Get().(*bufio.Reader)
+	pc.br.Reset(pc)
 	_ = pc.conn.SetReadDeadline(time.Now().Add(pc.t.timeout))
 	for {
 		resp, err = http.ReadResponse(pc.br, req)
@@ -244,13 +268,23 @@ func (pc *upConn) roundTrip(req *http.Request) (resp *http.Response, wrote bool,
 // release puts pc back in the pool when the exchange ended cleanly,
 // closes it otherwise.
 func (pc *upConn) release(stop func() bool, reuse bool) {
-	if !stop() || !reuse || pc.br.Buffered() > 0 {
+	extra := pc.br.Buffered() > 0
+	pc.putReader()
+	if !stop() || !reuse || extra {
 		// The request's context fired (the deadline is spoiled), the
 		// broker asked to close, or it sent more than its answer.
 		pc.conn.Close()
 		return
 	}
 	pc.t.put(pc)
+}
+
+func (pc *upConn) putReader() {
+	if pc.br != nil {
+		pc.br.Reset(nil)
+		pc.t.readers.Put(pc.br)
+		pc.br = nil
+	}
 }
 
 func (t *leanTransport) put(pc *upConn) {
@@ -355,7 +389,8 @@ func (b *leanBody) Close() error {
 		b.done = true
 		b.stop()
 		b.pc.conn.Close()
-		_ = b.rc.Close()
+		_ = b.rc.Close() // fails fast on the closed connection
+		b.pc.putReader()
 	}
 	return nil
 }
