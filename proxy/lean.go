@@ -77,6 +77,11 @@ func newLeanTransport(tr *http.Transport) *leanTransport {
 	}
 }
 
+// unprobedIdle is how long a connection connAlive cannot look at may sit
+// idle and still be reused: brokers' servers keep idle connections open for
+// 5 s or more (nginx 75 s, Go 3 min).
+const unprobedIdle = 2 * time.Second
+
 // upConn is one pooled upstream connection.
 type upConn struct {
 	t      *leanTransport
@@ -173,7 +178,7 @@ func (t *leanTransport) get(ctx context.Context, key, host string) (*upConn, err
 		list[len(list)-1] = nil
 		t.idle[key] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(pc.used) < t.idleTimeout && connAlive(pc.conn.NetConn()) {
+		if idle := now.Sub(pc.used); idle < t.idleTimeout && connAlive(pc.conn.NetConn(), idle) {
 			pc.reused = true
 			pc.nread = 0
 			return pc, nil

@@ -2,8 +2,12 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
-// connAlive cannot look at the socket here: a connection the broker closed
-// while idle fails on use and is retried as http.Transport would.
-func connAlive(net.Conn) bool { return true }
+// connAlive cannot look at the socket here: only a connection idle for a
+// short time is reused (one the broker closed anyway fails on use and is
+// retried as http.Transport would).
+func connAlive(_ net.Conn, idle time.Duration) bool { return idle < unprobedIdle }

@@ -112,7 +112,7 @@ func TestLeanTransportBrokerClosedIdleConnection(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		lt.mu.Lock()
 		list := lt.idle["broker.test:443"]
-		alive := len(list) == 1 && connAlive(list[0].conn.NetConn())
+		alive := len(list) == 1 && connAlive(list[0].conn.NetConn(), 0)
 		lt.mu.Unlock()
 		if !alive {
 			break
