@@ -25,9 +25,12 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	gp.Verbose = false
 	gp.CertStore = p.opts.CA
 	gp.KeepAcceptEncoding = true
-	if tr, ok := p.upstream.(*http.Transport); ok {
+	switch tr := p.upstream.(type) {
+	case *http.Transport:
 		gp.Tr = tr
-	} else {
+	case *leanTransport:
+		gp.Tr = tr.tr
+	default:
 		gp.Tr = &http.Transport{Proxy: nil, DialContext: p.opts.Upstream.Dialer()}
 	}
 	dial := p.opts.Upstream.Dialer()

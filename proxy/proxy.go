@@ -217,6 +217,11 @@ func New(opts Options) (*Proxy, error) {
 		}
 		p.upstream = tr
 	}
+	if tr, ok := p.upstream.(*http.Transport); ok {
+		if lt := newLeanTransport(tr); lt != nil {
+			p.upstream = lt
+		}
+	}
 	p.rpLog = stdLogger(p.log)
 	p.buffers = newCopyBuffers()
 	p.own = p.ownEndpoints()
@@ -230,7 +235,9 @@ func (p *Proxy) Close() error {
 	p.once.Do(func() {
 		close(p.closed)
 		p.mitm.close()
-		if t, ok := p.upstream.(interface{ CloseIdleConnections() }); ok {
+		if lt, ok := p.upstream.(*leanTransport); ok {
+			lt.close()
+		} else if t, ok := p.upstream.(interface{ CloseIdleConnections() }); ok {
 			t.CloseIdleConnections()
 		}
 	})

@@ -86,6 +86,7 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 	// Metrics and the dashboard read the status of whichever proxy serves
 	// (a reload swaps it).
 	live := &liveProxy{}
+	trim := &idleTrimmer{}
 	status := func() proxy.StatusReport { return live.current().Status() }
 	metrics := proxy.NewMetrics(status)
 	dash := proxy.NewDashboard(proxy.DashboardOptions{Config: cfg.Path, Status: status})
@@ -110,7 +111,7 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 		cfg := w.cfg
 		return proxy.New(proxy.Options{
 			Extra:        pages,
-			Observe:      func(rec proxy.RequestRecord) { metrics.Observe(rec); dash.Observe(rec) },
+			Observe:      func(rec proxy.RequestRecord) { trim.touch(); metrics.Observe(rec); dash.Observe(rec) },
 			Logger:       logger,
 			Listen:       addr,
 			CA:           ca,
@@ -137,7 +138,10 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 		headerTimeout = idle // a client that sends nothing is idle
 	}
 	srv := &http.Server{
-		Handler:           live,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			trim.touch()
+			live.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -153,6 +157,11 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 	go func() {
 		defer wg.Done()
 		warnExpiries(runCtx, status, logger)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		trim.run(runCtx, 500*time.Millisecond)
 	}()
 	callbacks, err := callbackListeners(ctx, cfg, addr, live.current, logger)
 	if err != nil {
