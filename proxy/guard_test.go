@@ -96,10 +96,36 @@ func TestPausedOrdersNeverReachTheBroker(t *testing.T) {
 // the broker has not answered and another order waiting in line, a data
 // request still goes through (it finishes while both orders are pending).
 func TestDataNotDelayedByRateGuard(t *testing.T) {
+	// The second order waits in line for guard.MaxWait of real time; on a
+	// loaded machine the data request may take longer than that, and then
+	// the run proves nothing either way. Such a run is repeated (bounded),
+	// never counted as a pass.
+	for try := 1; try <= 3; try++ {
+		if dataPassesQueuedOrders(t) {
+			return
+		}
+		t.Logf("try %d: an order finished before the data request was checked (machine busy); trying again", try)
+	}
+	t.Fatal("in 3 tries an order always finished before the data request was checked; the test proves nothing")
+}
+
+// dataPassesQueuedOrders holds one order at the broker and a second in the
+// rate guard's line, and checks that a data request passes meanwhile. It
+// returns false when the run was inconclusive.
+func dataPassesQueuedOrders(t *testing.T) bool {
+	t.Helper()
 	gt := &gatedTransport{gate: make(chan struct{}), arrived: make(chan struct{}, 4)}
 	e, g := newGuardEnv(t, 1, gt)
 	var wg sync.WaitGroup
 	statuses := make(chan int, 2)
+	defer func() {
+		select {
+		case <-gt.gate:
+		default:
+			close(gt.gate)
+		}
+		wg.Wait()
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -125,8 +151,8 @@ func TestDataNotDelayedByRateGuard(t *testing.T) {
 		t.Fatalf("data request: %d %s", resp.StatusCode, body)
 	}
 	select {
-	case s := <-statuses:
-		t.Fatalf("an order finished (%d) before the data request was checked; the test proves nothing", s)
+	case <-statuses:
+		return false
 	default:
 	}
 	close(gt.gate)
@@ -144,6 +170,7 @@ func TestDataNotDelayedByRateGuard(t *testing.T) {
 	if n := len(g.Recent(10)); n != 2 {
 		t.Fatalf("journal holds %d orders, want 2", n)
 	}
+	return true
 }
 
 func TestPauseEndpointIsSameOriginOnly(t *testing.T) {
