@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/authproxy/authproxy/auth"
 	"github.com/authproxy/authproxy/guard"
@@ -163,11 +164,7 @@ func (p *Proxy) servePause(paused bool) http.HandlerFunc {
 		}
 		var names []string
 		if n := r.PathValue("name"); n != "" {
-			found := false
-			for _, a := range p.opts.Accounts {
-				found = found || a.Name == n
-			}
-			if !found {
+			if p.account(n) == nil {
 				(&ClientError{Status: http.StatusNotFound, Code: CodeNoAccount, Account: n,
 					Message: fmt.Sprintf("no account %q in the config", n)}).write(w)
 				return
@@ -181,7 +178,7 @@ func (p *Proxy) servePause(paused bool) http.HandlerFunc {
 		by := "api"
 		if r.Header.Get("Sec-Fetch-Site") != "" {
 			by = "dashboard"
-		} else if ua := r.Header.Get("User-Agent"); len(ua) >= 9 && ua[:9] == "authproxy" {
+		} else if strings.HasPrefix(r.Header.Get("User-Agent"), "authproxy") {
 			by = "cli"
 		}
 		changed, err := p.opts.Guard.SetPaused(names, paused, by)
