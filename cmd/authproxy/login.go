@@ -114,15 +114,6 @@ func dialAddr(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// ownClient talks to the proxy's own endpoints directly, never through a
-// proxy from the environment.
-func ownClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
-		Timeout:   5 * time.Second,
-	}
-}
-
 // loginViaProxy sends the person to the running proxy's /login/NAME and
 // watches its /status until the account holds a newer token.
 func loginViaProxy(ctx context.Context, cfg *config.Config, a *config.Account, addr string, opts loginOptions, e env) error {

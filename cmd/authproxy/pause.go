@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -86,28 +83,24 @@ func pauseRemote(ctx context.Context, cfg *config.Config, names []string, verb s
 			paths = append(paths, "/"+verb+"/"+url.PathEscape(n))
 		}
 	}
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}
+	client := ownClient()
 	for i, p := range paths {
+		acct := ""
+		if len(names) > 0 {
+			acct = names[i]
+		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		req, err := http.NewRequestWithContext(rctx, http.MethodPost, "http://"+addr+p, bytes.NewReader([]byte("{}")))
+		req, err := ownRequest(rctx, cfg, http.MethodPost, p, acct, strings.NewReader("{}"))
 		if err != nil {
 			cancel()
 			return rep, false, err
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "authproxy-cli")
-		acct := ""
-		if len(names) > 0 {
-			acct = names[i]
-		}
-		if user, pass := statusCredentials(cfg, acct); user != "" {
-			req.SetBasicAuth(user, pass.Reveal())
-		}
 		resp, err := client.Do(req)
 		if err != nil {
 			cancel()
-			var op *net.OpError
-			if i == 0 && errors.As(err, &op) && op.Op == "dial" {
+			if i == 0 && notListening(err) {
 				return rep, false, nil // nobody listens: not running
 			}
 			return rep, false, fmt.Errorf("authproxy at %s did not answer the %s: %w", addr, verb, err)

@@ -65,15 +65,13 @@ func proxyAddr(cfg *config.Config) string {
 
 // fetchStatus asks a running proxy, else builds the report from the store.
 func fetchStatus(ctx context.Context, cfg *config.Config) (proxy.StatusReport, bool, error) {
-	addr := proxyAddr(cfg)
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+addr+"/status", nil)
-	if user, pass := statusCredentials(cfg, ""); user != "" {
-		req.SetBasicAuth(user, pass.Reveal())
+	req, err := ownRequest(rctx, cfg, http.MethodGet, "/status", "", nil)
+	if err != nil {
+		return proxy.StatusReport{}, false, err
 	}
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	if resp, err := client.Do(req); err == nil {
+	if resp, err := ownClient().Do(req); err == nil {
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			var rep proxy.StatusReport

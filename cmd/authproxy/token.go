@@ -76,19 +76,17 @@ func tokenFromProxy(ctx context.Context, cfg *config.Config, name string) (tok s
 	addr := proxyAddr(cfg)
 	rctx, cancel := context.WithTimeout(ctx, cfg.Upstream.Timeout+10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, "http://"+addr+"/token/"+url.PathEscape(name), nil)
+	req, err := ownRequest(rctx, cfg, http.MethodPost, "/token/"+url.PathEscape(name), name, nil)
 	if err != nil {
 		return "", false, err
 	}
 	req.Header.Set(proxy.TokenHeader, "1")
-	if user, pass := statusCredentials(cfg, name); user != "" {
-		req.SetBasicAuth(user, pass.Reveal())
-	}
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	resp, err := client.Do(req)
+	resp, err := ownClient().Do(req)
 	if err != nil {
-		if ctx.Err() == nil && rctx.Err() == nil {
-			return "", false, nil // nothing listens: no proxy running
+		// Only a refused connection means no proxy runs: a proxy that
+		// breaks off or times out may still hold the broker's session.
+		if notListening(err) {
+			return "", false, nil
 		}
 		return "", true, fmt.Errorf("account %q: asking the running proxy on %s: %w", name, addr, err)
 	}
