@@ -28,15 +28,20 @@ func BrokerMessage(s string, secrets ...string) string {
 		}
 		return r
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > MaxMessageLen {
-		cut := MaxMessageLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+	return Clip(strings.Join(strings.Fields(s), " "), MaxMessageLen)
+}
+
+// Clip cuts s to at most n bytes on a rune boundary and marks a cut with
+// "…"; a valid UTF-8 s stays valid.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // IsB64Token reports whether s fits RFC 6750's b64token (at most 16 KiB),

@@ -165,13 +165,9 @@ func findMessage(v any, depth int) string {
 	return ""
 }
 
-func clipMessage(s string) string {
-	s = strings.ToValidUTF8(strings.Join(strings.Fields(s), " "), "?")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
+// clipMessage cleans a broker's text like every other broker message
+// (auth.BrokerMessage) and keeps the status line short: 200 bytes.
+func clipMessage(s string) string { return auth.Clip(auth.BrokerMessage(s), 200) }
 
 // route sends req to the host the broker names for tok (auth.HostRouter:
 // 5paisa's feed host from the RedirectServer claim), and says so in the log.

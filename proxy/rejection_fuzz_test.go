@@ -28,3 +28,12 @@ func FuzzRejectionMessage(f *testing.F) {
 		}
 	})
 }
+
+// A message cut at 200 bytes in the middle of a multi-byte rune stays valid
+// UTF-8 (it once did not).
+func TestRejectionMessageCutsOnARune(t *testing.T) {
+	m := rejectionMessage(&http.Response{StatusCode: 401}, []byte(`{"message":"`+strings.Repeat("a", 189)+`ééé"}`))
+	if !utf8.ValidString(m) || !strings.HasSuffix(m, "…") {
+		t.Fatalf("message %q", m)
+	}
+}
