@@ -118,8 +118,5 @@ func (c *Cache) redactLocked(s string) string {
 			}
 		}
 	}
-	if len(s) > maxErrorText {
-		s = s[:maxErrorText] + "…"
-	}
-	return s
+	return Clip(s, maxErrorText)
 }
