@@ -35,6 +35,7 @@ type env struct {
 
 func main() {
 	setMemoryLimit(os.LookupEnv)
+	setProcs(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin,
 		getenv: os.Getenv, lookupEnv: os.LookupEnv, environ: os.Environ})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -71,3 +72,22 @@ func setMemoryLimit(lookup func(string) (string, bool)) {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 }
+
+// setProcs gives the proxy half of the processors the Go runtime would use
+// (at least one) unless GOMAXPROCS is set. authproxy sits between a client
+// and a broker connection on the user's own machine, and each request is a
+// chain of short hand-offs (read, write upstream, read, write back): with a
+// P for every core, each hand-off wakes an idle thread that spins looking
+// for work, which on a 2-core machine cost a third of the proxy's CPU per
+// keep-alive request and took that CPU from the client (BENCHMARKS.md:
+// 275 -> 184 µs per request). One P still serves thousands of requests a
+// second, far beyond any broker's rate limits. Only main calls it.
+func setProcs(lookup func(string) (string, bool)) {
+	if _, ok := lookup("GOMAXPROCS"); ok {
+		return
+	}
+	runtime.GOMAXPROCS(defaultProcs(runtime.GOMAXPROCS(0)))
+}
+
+// defaultProcs is half of n, at least one.
+func defaultProcs(n int) int { return max(1, n/2) }
