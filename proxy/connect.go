@@ -123,8 +123,8 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, user strin
 	p.serveConnect(w, r, conn)
 }
 
-// serveConnect MITMs a broker CONNECT (conn non-nil) on net/http's server,
-// or hands a tunnel to goproxy (its default action is a byte-for-byte
+// serveConnect MITMs a broker CONNECT (conn non-nil), HTTP/1.1 on h1Server
+// and HTTP/2 on net/http's server, or hands a tunnel to goproxy (its default action is a byte-for-byte
 // tunnel).
 func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, conn *brokerConn) {
 	if conn != nil {
@@ -151,7 +151,11 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request, conn *broke
 			tc.Close()
 			return
 		}
-		p.mitm.serve(tc, conn)
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			p.mitm.serve(tc, conn)
+		} else {
+			p.h1.serve(tc, conn)
+		}
 		return
 	}
 	p.gp.ServeHTTP(w, r)
@@ -196,7 +200,7 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
-// mitmServer serves decrypted client connections with net/http: each
+// mitmServer serves decrypted HTTP/2 client connections with net/http: each
 // connection with its own handler, given when it is handed over.
 type mitmServer struct {
 	srv      *http.Server

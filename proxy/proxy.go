@@ -153,6 +153,7 @@ type Proxy struct {
 	rpLog    *log.Logger  // the ReverseProxies' internal log, to slog
 	buffers  *copyBuffers // the ReverseProxies' response-copy buffers
 	mitm     *mitmServer
+	h1       *h1Server
 	own      http.Handler
 	logins   *Logins
 	tunnels  atomic.Int64
@@ -226,6 +227,7 @@ func New(opts Options) (*Proxy, error) {
 	p.buffers = newCopyBuffers()
 	p.own = p.ownEndpoints()
 	p.mitm = newMITMServer(p.log, opts.IdleTimeout)
+	p.h1 = newH1Server(p.log, p.mitm.srv, opts.IdleTimeout)
 	p.gp = p.newGoproxy()
 	return p, nil
 }
@@ -235,6 +237,7 @@ func (p *Proxy) Close() error {
 	p.once.Do(func() {
 		close(p.closed)
 		p.mitm.close()
+		p.h1.close()
 		if lt, ok := p.upstream.(*leanTransport); ok {
 			lt.close()
 		} else if t, ok := p.upstream.(interface{ CloseIdleConnections() }); ok {
@@ -247,6 +250,9 @@ func (p *Proxy) Close() error {
 // Shutdown gracefully stops serving MITM'd connections.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := p.mitm.srv.Shutdown(ctx)
+	if err1 := p.h1.shutdown(ctx); err == nil {
+		err = err1
+	}
 	_ = p.Close()
 	return err
 }
