@@ -150,7 +150,7 @@ func TestHTTPClientRetriesRefusedConnection(t *testing.T) {
 	addr := closedAddr(t)
 	var logs bytes.Buffer
 	c, rt := newTestClient(t, nil, &logs, RetryOptions{Max: 2, WaitMin: time.Millisecond, WaitMax: 5 * time.Millisecond})
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/auth?password=hunter2&code=777", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/auth?password=hunter2&code=Zq7Xw9", nil)
 	_, err := c.Do(t.Context(), req, true)
 	if err == nil {
 		t.Fatal("no error from a closed port")
@@ -158,7 +158,7 @@ func TestHTTPClientRetriesRefusedConnection(t *testing.T) {
 	if n := rt.n.Load(); n != 3 {
 		t.Errorf("attempts = %d, want 3", n)
 	}
-	for _, leak := range []string{"hunter2", "777"} {
+	for _, leak := range []string{"hunter2", "Zq7Xw9"} {
 		if strings.Contains(err.Error(), leak) {
 			t.Errorf("error leaks the query: %v", err)
 		}
