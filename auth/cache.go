@@ -241,14 +241,23 @@ func (c *Cache) Load(ctx context.Context) error {
 // caller giving up does not abort it for the others. An expired token is
 // never returned.
 func (c *Cache) Token(ctx context.Context) (*Token, error) {
+	if t := c.Current(ctx); t != nil {
+		return t, nil
+	}
+	return c.fetch(ctx)
+}
+
+// Current returns the token if one is valid now (starting a renewal in the
+// background when one is due), nil otherwise; it never waits.
+func (c *Cache) Current(ctx context.Context) *Token {
 	now := c.now()
 	if t := c.cur.Load(); t.Valid(now) {
 		if now.UnixNano() >= c.nextRenew.Load() {
 			c.startRenewal(ctx)
 		}
-		return t, nil
+		return t
 	}
-	return c.fetch(ctx)
+	return nil
 }
 
 // Invalidate drops t after the broker rejected it. It is a no-op if t is no

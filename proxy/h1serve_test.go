@@ -23,7 +23,9 @@ func h1Pair(t *testing.T, idle time.Duration, h http.Handler) (*h1Server, net.Co
 	defer ln.Close()
 	s := newH1Server(slog.New(slog.DiscardHandler), &http.Server{}, idle)
 	t.Cleanup(s.close)
+	accepted := make(chan struct{})
 	go func() {
+		defer close(accepted)
 		c, err := ln.Accept()
 		if err == nil {
 			s.serve(c, h)
@@ -33,6 +35,7 @@ func h1Pair(t *testing.T, idle time.Duration, h http.Handler) (*h1Server, net.Co
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-accepted // before the listener closes (which would reset c)
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	return s, c

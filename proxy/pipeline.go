@@ -279,7 +279,7 @@ func peeker(resp *http.Response) func() []byte {
 			return buf
 		}
 		done = true
-		data, err := io.ReadAll(io.LimitReader(resp.Body, peekLimit))
+		data, err := readSized(resp.Body, resp.ContentLength, peekLimit)
 		buf = data
 		rest := resp.Body
 		if err != nil {
@@ -289,6 +289,30 @@ func peeker(resp *http.Response) func() []byte {
 		}
 		resp.Body = &multiReadCloser{Reader: io.MultiReader(bytes.NewReader(data), rest), c: rest}
 		return buf
+	}
+}
+
+// readSized reads r to its end or to limit bytes, like io.ReadAll over an
+// io.LimitReader, in one allocation when size (the declared length; < 0:
+// unknown) is right.
+func readSized(r io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size > limit {
+		size = min(512, limit)
+	}
+	buf := make([]byte, 0, size+1) // +1: room to see the end without growing
+	lr := io.LimitedReader{R: r, N: limit}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
 	}
 }
 

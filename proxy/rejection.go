@@ -34,10 +34,21 @@ type rejectionHolder interface {
 	Accepted()
 }
 
+// currentToken is a TokenSource that can tell its valid token without
+// waiting (*auth.Cache): the common case then needs no timeout context.
+type currentToken interface {
+	Current(ctx context.Context) *auth.Token
+}
+
 // token gets acct's token, or a fresh one after rejected was refused,
 // waiting for a login at most [upstream] timeout: past it the client gets
 // `timeout` (504) with Retry-After, and the login goes on in the background.
 func (p *Proxy) token(ctx context.Context, acct *Account, rejected *auth.Token) (*auth.Token, error) {
+	if cur, ok := acct.Source.(currentToken); ok && rejected == nil {
+		if t := cur.Current(ctx); t != nil {
+			return t, nil // nothing to wait for
+		}
+	}
 	wait := p.opts.Upstream.Timeout
 	if wait <= 0 {
 		wait = 30 * time.Second
@@ -78,7 +89,7 @@ func (x *exchange) checkBody(resp *http.Response) (*http.Response, error) {
 		err  error
 	)
 	if resp.ContentLength >= 0 && resp.ContentLength <= peekLimit {
-		head, err = io.ReadAll(io.LimitReader(body, resp.ContentLength+1))
+		head, err = readSized(body, resp.ContentLength, resp.ContentLength+1)
 		if err == nil && int64(len(head)) < resp.ContentLength {
 			err = io.ErrUnexpectedEOF
 		}
