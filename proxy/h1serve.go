@@ -53,6 +53,7 @@ type h1Server struct {
 
 	mu    sync.Mutex
 	conns map[*h1Conn]struct{}
+	lns   []net.Listener
 }
 
 // watchDelay is how long a request may run before its connection is
@@ -118,6 +119,9 @@ func (s *h1Server) forget(hc *h1Conn) {
 func (s *h1Server) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutting.Store(true)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
 	s.mu.Unlock()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -142,14 +146,48 @@ func (s *h1Server) shutdown(ctx context.Context) error {
 	}
 }
 
-// close closes every connection at once.
+// close closes its listeners and every connection at once.
 func (s *h1Server) close() {
 	s.mu.Lock()
 	s.shutting.Store(true)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
 	for hc := range s.conns {
 		hc.c.Close()
 	}
 	s.mu.Unlock()
+}
+
+// serveListener accepts connections on ln, whose requests h answers, until
+// ln is closed (by shutdown or close: then http.ErrServerClosed).
+func (s *h1Server) serveListener(ln net.Listener, h http.Handler) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return http.ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "wait", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.serve(c, h)
+	}
 }
 
 // h1Conn is one client connection.
@@ -652,7 +690,7 @@ func (w *h1Response) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if !w.started {
-		w.start(false)
+		w.start(false, p)
 	}
 	w.written += int64(len(p))
 	if err := w.writeBody(p); err != nil {
@@ -695,11 +733,22 @@ func (w *h1Response) releaseWriter() {
 }
 
 // start writes the status line and the headers. done: the handler has
-// returned, so an answer of unknown length is all in pend.
-func (w *h1Response) start(done bool) {
+// returned, so an answer of unknown length is all in pend; p: the bytes
+// being written, if any.
+func (w *h1Response) start(done bool, p []byte) {
 	w.started = true
 	bw := w.writer()
 	h := w.header
+	if _, typed := h["Content-Type"]; !typed && !w.noBody {
+		// As net/http: a body without a declared type gets a sniffed one.
+		first := w.pend
+		if len(first) == 0 {
+			first = p
+		}
+		if len(first) > 0 && len(h["Transfer-Encoding"]) == 0 {
+			h.Set("Content-Type", http.DetectContentType(first))
+		}
+	}
 	_, trailers := h["Trailer"]
 	if w.clen < 0 && !w.noBody && !w.head {
 		switch {
@@ -773,7 +822,7 @@ func (w *h1Response) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.started {
-		w.start(false)
+		w.start(false, nil)
 	}
 	if w.werr != nil {
 		return w.werr
@@ -822,7 +871,7 @@ func (w *h1Response) finish() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.started {
-		w.start(true)
+		w.start(true, nil)
 	}
 	bw := w.bw
 	if w.chunked && w.werr == nil {
@@ -835,6 +884,11 @@ func (w *h1Response) finish() bool {
 	}
 	w.releaseWriter()
 	if w.werr != nil || w.closeAfter {
+		if w.werr == nil && w.body != nil && !w.body.done.Load() {
+			// Unread body bytes would make our close a reset, which
+			// can destroy the answer before the client reads it.
+			w.hc.closeWriteAndWait()
+		}
 		return false // Close says the last word (TLS close_notify)
 	}
 	if !w.head && !w.noBody && w.clen >= 0 && w.written != w.clen {
@@ -875,3 +929,22 @@ func (w *h1Response) writeTrailers(bw *bufio.Writer) {
 		_ = t.Write(bw)
 	}
 }
+
+// Server serves the proxy's own listener (CONNECTs, plain proxy requests,
+// the dashboard and the other endpoints) on the HTTP/1.1 loop that serves
+// decrypted connections: a CONNECT then costs no background read.
+type Server struct{ s *h1Server }
+
+// NewServer returns a server whose connections idle at most idleTimeout
+// (0: no limit) and send their headers within min(30 s, idleTimeout).
+func NewServer(log *slog.Logger, idleTimeout time.Duration) *Server {
+	return &Server{s: newH1Server(log, &http.Server{}, idleTimeout)}
+}
+
+// Serve accepts connections on ln and answers their requests with h until
+// ln is closed or the server shuts down (then http.ErrServerClosed).
+func (s *Server) Serve(ln net.Listener, h http.Handler) error { return s.s.serveListener(ln, h) }
+
+// Shutdown stops accepting, closes idle connections and waits for the
+// others to finish their request, until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.s.shutdown(ctx) }

@@ -133,20 +133,12 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 		return err
 	}
 	live.p.Store(p)
-	headerTimeout := 30 * time.Second
-	if idle := cfg.Limits.IdleTimeout; idle > 0 && idle < headerTimeout {
-		headerTimeout = idle // a client that sends nothing is idle
-	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			trim.touch()
-			live.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: headerTimeout,
-		IdleTimeout:       cfg.Limits.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
+	// A client that sends nothing within min(30 s, idle_timeout) is idle.
+	srv := proxy.NewServer(logger, cfg.Limits.IdleTimeout)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trim.touch()
+		live.ServeHTTP(w, r)
+	})
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -189,7 +181,7 @@ func serveReload(ctx context.Context, cfg *config.Config, logger *slog.Logger, r
 		"accounts", len(w.accounts), "configured", configured, "ca", ca.CertPath())
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(ln, handler) }()
 	if ready != nil {
 		ready(addr, p)
 	}
