@@ -248,3 +248,66 @@ func TestH1IdleTimeoutAndShutdown(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 }
+
+// TestServerConnectHijackKeepsEarlyBytes: a client that sends its first
+// tunnel bytes right behind the CONNECT (before the 200) loses none.
+func TestServerConnectHijackKeepsEarlyBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(slog.New(slog.DiscardHandler), time.Minute)
+	got := make(chan string, 1)
+	go func() {
+		_ = srv.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodConnect || r.Host != "example.test:443" {
+				t.Errorf("request %s %s", r.Method, r.Host)
+			}
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+			b := make([]byte, 5)
+			_, err = io.ReadFull(c, b)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- string(b)
+		}))
+	}()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\nhello")
+	select {
+	case s := <-got:
+		if s != "hello" {
+			t.Fatalf("tunnel got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no tunnel bytes")
+	}
+}
+
+func TestServerSniffsAnUntypedAnswer(t *testing.T) {
+	_, c := h1Pair(t, time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<!DOCTYPE html><html></html>")
+	}))
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _ := readResp(t, bufio.NewReader(c), "GET")
+	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Fatalf("Content-Type %q, want net/http's sniffed text/html", ct)
+	}
+}
