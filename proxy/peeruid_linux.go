@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -22,47 +23,111 @@ const peerUIDSupported = true
 // whole table, TIME_WAIT sockets included: with many short connections it
 // cost half the proxy's CPU per new connection (BENCHMARKS.md).
 func defaultPeerUID(client, server netip.AddrPort) (int, error) {
-	uid, err := sockDiagUID(client, server)
+	d := &sockDiag{}
+	defer d.close()
+	return d.peerUID(client, server)
+}
+
+// newPlatformPeerUID returns the lookup a proxy uses, over one netlink
+// socket kept open until close: opening and closing one per connection
+// cost two of the thirty-odd system calls of a new connection.
+func newPlatformPeerUID() (PeerUIDFunc, func()) {
+	d := &sockDiag{}
+	return d.peerUID, d.close
+}
+
+// sockDiag is a NETLINK_INET_DIAG socket, opened on first use and again
+// after an error; lookups take turns.
+type sockDiag struct {
+	mu     sync.Mutex
+	fd     int
+	ok     bool // fd is open
+	closed bool // by close: later lookups do not keep a socket
+	seq    uint32
+}
+
+func (d *sockDiag) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if d.ok {
+		syscall.Close(d.fd)
+		d.ok = false
+	}
+}
+
+func (d *sockDiag) peerUID(client, server netip.AddrPort) (int, error) {
+	uid, err := d.lookupUID(client, server)
 	if err == nil || errors.Is(err, ErrPeerUnknown) {
 		return uid, err
 	}
 	return procPeerUID(client, server)
 }
 
-// sockDiagUID looks the client socket up with a SOCK_DIAG_BY_FAMILY
+// sockDiagUID is one lookup on a socket of its own.
+func sockDiagUID(client, server netip.AddrPort) (int, error) {
+	d := &sockDiag{}
+	defer d.close()
+	return d.lookupUID(client, server)
+}
+
+// lookupUID looks the client socket up with a SOCK_DIAG_BY_FAMILY
 // request for exactly its four-tuple (linux/inet_diag.h); the kernel
 // answers with its inet_diag_msg, or an error when there is none.
-func sockDiagUID(client, server netip.AddrPort) (int, error) {
+func (d *sockDiag) lookupUID(client, server netip.AddrPort) (int, error) {
 	ca, sa := client.Addr().Unmap(), server.Addr().Unmap()
 	if ca.Is4() && sa.Is4() {
-		uid, err := sockDiagLookup(syscall.AF_INET, ca, client.Port(), sa, server.Port())
+		uid, err := d.lookup(syscall.AF_INET, ca, client.Port(), sa, server.Port())
 		if !errors.Is(err, ErrPeerUnknown) {
 			return uid, err
 		}
 		// An AF_INET6 socket connected to an IPv4-mapped address.
 		ca, sa = netip.AddrFrom16(ca.As16()), netip.AddrFrom16(sa.As16())
 	}
-	return sockDiagLookup(syscall.AF_INET6, ca, client.Port(), sa, server.Port())
+	return d.lookup(syscall.AF_INET6, ca, client.Port(), sa, server.Port())
 }
 
-func sockDiagLookup(family uint8, local netip.Addr, lport uint16, remote netip.Addr, rport uint16) (int, error) {
+func (d *sockDiag) lookup(family uint8, local netip.Addr, lport uint16, remote netip.Addr, rport uint16) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	uid, err := d.lookupLocked(family, local, lport, remote, rport)
+	if (d.closed || err != nil && !errors.Is(err, ErrPeerUnknown)) && d.ok {
+		// Start over on a fresh socket next time: no stale answer waits.
+		syscall.Close(d.fd)
+		d.ok = false
+	}
+	return uid, err
+}
+
+func (d *sockDiag) lookupLocked(family uint8, local netip.Addr, lport uint16, remote netip.Addr, rport uint16) (int, error) {
 	const (
 		sockDiagByFamily = 20 // SOCK_DIAG_BY_FAMILY
 		hdrLen           = 16 // nlmsghdr
 		reqLen           = 56 // inet_diag_req_v2
 		uidOffset        = 64 // idiag_uid in inet_diag_msg
 	)
-	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, syscall.NETLINK_INET_DIAG)
-	if err != nil {
-		return 0, fmt.Errorf("sock_diag: %w", err)
+	if !d.ok {
+		fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, syscall.NETLINK_INET_DIAG)
+		if err != nil {
+			return 0, fmt.Errorf("sock_diag: %w", err)
+		}
+		// The kernel answers at once; never wait long for it.
+		tv := syscall.Timeval{Sec: 1}
+		if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+			syscall.Close(fd)
+			return 0, fmt.Errorf("sock_diag: %w", err)
+		}
+		d.fd, d.ok = fd, true
 	}
-	defer syscall.Close(fd)
+	fd := d.fd
+	d.seq++
+	seq := d.seq
 	var req [hdrLen + reqLen]byte
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
 	ne.PutUint16(req[4:], sockDiagByFamily)
 	ne.PutUint16(req[6:], syscall.NLM_F_REQUEST)
-	ne.PutUint32(req[8:], 1) // sequence
+	ne.PutUint32(req[8:], seq)
 	r := req[hdrLen:]
 	r[0] = family
 	r[1] = syscall.IPPROTO_TCP
@@ -84,13 +149,23 @@ func sockDiagLookup(family uint8, local netip.Addr, lport uint16, remote netip.A
 	if err := syscall.Sendto(fd, req[:], 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
 		return 0, fmt.Errorf("sock_diag: %w", err)
 	}
-	var buf [512]byte
-	n, _, err := syscall.Recvfrom(fd, buf[:], 0)
-	if err != nil {
-		return 0, fmt.Errorf("sock_diag: %w", err)
-	}
-	if n < hdrLen {
-		return 0, errors.New("sock_diag: short answer")
+	var (
+		buf [512]byte
+		n   int
+	)
+	for {
+		var err error
+		n, _, err = syscall.Recvfrom(fd, buf[:], 0)
+		if err != nil {
+			return 0, fmt.Errorf("sock_diag: %w", err)
+		}
+		if n < hdrLen {
+			return 0, errors.New("sock_diag: short answer")
+		}
+		if ne.Uint32(buf[8:]) == seq {
+			break
+		}
+		// An answer to an earlier question: not ours.
 	}
 	switch ne.Uint16(buf[4:]) {
 	case syscall.NLMSG_ERROR:

@@ -47,3 +47,61 @@ func TestSockDiagMatchesProc(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestSockDiagKeepsOneSocket: a proxy's lookups share one netlink socket,
+// answer each connection (and an unknown one) correctly in turn, and after
+// close keep working without keeping a socket.
+func TestSockDiagKeepsOneSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := &sockDiag{}
+	uid, closeFn := d.peerUID, d.close
+	var firstFD int
+	for i := range 20 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := netip.MustParseAddrPort(s.RemoteAddr().String())
+		server := netip.MustParseAddrPort(s.LocalAddr().String())
+		want, perr := procPeerUID(client, server)
+		got, err := uid(client, server)
+		if err != nil || perr != nil || got != want {
+			t.Fatalf("lookup %d: uid %d err %v, /proc says %d (%v)", i, got, err, want, perr)
+		}
+		if _, err := uid(server, netip.AddrPortFrom(server.Addr(), server.Port()+1)); !errors.Is(err, ErrPeerUnknown) {
+			t.Fatalf("lookup %d of an unknown socket: %v", i, err)
+		}
+		if i == 0 {
+			firstFD = d.fd
+		} else if !d.ok || d.fd != firstFD {
+			t.Fatalf("lookup %d: socket %d (open %v), want the first one (%d) kept", i, d.fd, d.ok, firstFD)
+		}
+		c.Close()
+		s.Close()
+	}
+	closeFn()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := uid(netip.MustParseAddrPort(s.RemoteAddr().String()), netip.MustParseAddrPort(s.LocalAddr().String())); err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	if d.ok {
+		t.Fatal("a lookup after close kept a socket open")
+	}
+}

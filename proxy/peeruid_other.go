@@ -14,3 +14,6 @@ const peerUIDSupported = false
 func defaultPeerUID(netip.AddrPort, netip.AddrPort) (int, error) {
 	return 0, errors.New("peer uid lookup is not supported on this platform")
 }
+
+// newPlatformPeerUID returns defaultPeerUID; there is nothing to close.
+func newPlatformPeerUID() (PeerUIDFunc, func()) { return defaultPeerUID, func() {} }

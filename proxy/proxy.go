@@ -238,6 +238,7 @@ func (p *Proxy) Close() error {
 		close(p.closed)
 		p.mitm.close()
 		p.h1.close()
+		p.peer.close()
 		if lt, ok := p.upstream.(*leanTransport); ok {
 			lt.close()
 		} else if t, ok := p.upstream.(interface{ CloseIdleConnections() }); ok {

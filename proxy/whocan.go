@@ -54,13 +54,15 @@ type peerGate struct {
 	uid   PeerUIDFunc // nil: the platform cannot tell a client's user
 	allow []int
 	log   *slog.Logger
+	close func() // releases the platform lookup's resources
 }
 
 func newPeerGate(uid PeerUIDFunc, allow []int, log *slog.Logger) peerGate {
+	closer := func() {}
 	if uid == nil && peerUIDSupported {
-		uid = defaultPeerUID
+		uid, closer = newPlatformPeerUID()
 	}
-	return peerGate{uid: uid, allow: allow, log: log}
+	return peerGate{uid: uid, allow: allow, log: log, close: closer}
 }
 
 func (g peerGate) uidAllowed(uid int) bool {

@@ -238,9 +238,13 @@ serving:
 }
 
 // listen binds addr with SO_REUSEADDR (Go's default on Unix), so a restarted
-// proxy can rebind at once.
+// proxy can rebind at once. Accepted connections get no TCP keep-alive
+// probes: their peers are local programs (or [proxy_auth] clients) whose
+// idle connections idle_timeout closes, and the four setsockopt calls per
+// connection were an eighth of the system calls of a new connection
+// (BENCHMARKS.md).
 func listen(ctx context.Context, addr string) (net.Listener, error) {
-	var lc net.ListenConfig
+	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return nil, fmt.Errorf("listen on %s: %w: another program (perhaps another authproxy: `authproxy status` tells) already uses that port; stop it, or start this one elsewhere with --listen 127.0.0.1:PORT (or listen = ... in rules.toml)", addr, err)
