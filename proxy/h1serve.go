@@ -186,7 +186,7 @@ func (s *h1Server) serveListener(ln net.Listener, h http.Handler) error {
 			continue
 		}
 		delay = 0
-		s.serve(c, h)
+		s.serve(rawIO(c), h)
 	}
 }
 

@@ -206,6 +206,7 @@ func (t *leanTransport) dialConn(ctx context.Context, key, host string) (*upConn
 	if err != nil {
 		return nil, err
 	}
+	raw = rawIO(raw)
 	cfg := t.tlsConf
 	if cfg.ServerName == "" {
 		cfg = cfg.Clone()
