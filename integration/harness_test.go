@@ -127,14 +127,31 @@ type proc struct {
 	addr   string
 	mu     sync.Mutex
 	output bytes.Buffer
+	last   time.Time // when output last grew
 	done   chan struct{}
 }
 
-// Output is everything the proxy printed so far.
+// Output is everything the proxy printed so far, once its output has been
+// quiet for a moment (settled).
 func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.output.String()
+	return settled(&p.mu, &p.last, func() string { return p.output.String() })
+}
+
+// settled returns read() once nothing was written for 25 ms (waiting at most
+// 500 ms): authproxy writes log lines that follow each other within 5 ms
+// together, at most 5 ms late (burstWriter), so a line of something that
+// already happened may still be on its way.
+func settled(mu *sync.Mutex, last *time.Time, read func() string) string {
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for {
+		mu.Lock()
+		if time.Since(*last) >= 25*time.Millisecond || time.Now().After(deadline) {
+			defer mu.Unlock()
+			return read()
+		}
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 type lockedWriter struct{ p *proc }
@@ -142,6 +159,7 @@ type lockedWriter struct{ p *proc }
 func (l lockedWriter) Write(b []byte) (int, error) {
 	l.p.mu.Lock()
 	defer l.p.mu.Unlock()
+	l.p.last = time.Now()
 	return l.p.output.Write(b)
 }
 

@@ -346,6 +346,7 @@ type fixedProc struct {
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	out     bytes.Buffer
+	last    time.Time // when out last grew
 	done    chan struct{}
 	stopped bool
 }
@@ -353,14 +354,13 @@ type fixedProc struct {
 func (f *fixedProc) Write(b []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.last = time.Now()
 	return f.out.Write(b)
 }
 
-// Output is everything the proxy printed so far.
+// Output is everything the proxy printed so far, once settled.
 func (f *fixedProc) Output() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.out.String()
+	return settled(&f.mu, &f.last, func() string { return f.out.String() })
 }
 
 func (f *fixedProc) stop() {

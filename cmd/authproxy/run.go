@@ -39,7 +39,9 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(e.stderr, &cf)
+	logOut := newBurstWriter(e.stderr, 5*time.Millisecond)
+	defer logOut.Flush()
+	logger := newLogger(logOut, &cf)
 	var reread func() (*config.Config, error)
 	if *reload {
 		reread = func() (*config.Config, error) { return loadConfig(&cf, e) }
