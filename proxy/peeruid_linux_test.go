@@ -20,14 +20,7 @@ func TestSockDiagMatchesProc(t *testing.T) {
 			}
 			t.Fatal(err)
 		}
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, s := dialAccept(t, ln)
 		client := netip.MustParseAddrPort(s.RemoteAddr().String())
 		server := netip.MustParseAddrPort(s.LocalAddr().String())
 		got, err := sockDiagUID(client, server)
@@ -61,14 +54,7 @@ func TestSockDiagKeepsOneSocket(t *testing.T) {
 	uid, closeFn := d.peerUID, d.close
 	var firstFD int
 	for i := range 20 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, s := dialAccept(t, ln)
 		client := netip.MustParseAddrPort(s.RemoteAddr().String())
 		server := netip.MustParseAddrPort(s.LocalAddr().String())
 		want, perr := procPeerUID(client, server)
@@ -88,16 +74,7 @@ func TestSockDiagKeepsOneSocket(t *testing.T) {
 		s.Close()
 	}
 	closeFn()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	_, s := dialAccept(t, ln)
 	if _, err := uid(netip.MustParseAddrPort(s.RemoteAddr().String()), netip.MustParseAddrPort(s.LocalAddr().String())); err != nil {
 		t.Fatalf("after close: %v", err)
 	}

@@ -19,14 +19,7 @@ func rawPair(t *testing.T) (net.Conn, net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, s := dialAccept(t, ln)
 	rc := rawIO(s)
 	if _, ok := rc.(*rawIOConn); !ok {
 		t.Fatalf("rawIO gave %T", rc)

@@ -76,14 +76,7 @@ func TestDefaultPeerUIDFindsOwnSocket(t *testing.T) {
 			}
 			t.Fatal(err)
 		}
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, s := dialAccept(t, ln)
 		uid, err := defaultPeerUID(netip.MustParseAddrPort(s.RemoteAddr().String()), netip.MustParseAddrPort(s.LocalAddr().String()))
 		if err != nil || uid != os.Getuid() {
 			t.Errorf("%s: uid %d err %v, want %d", network, uid, err, os.Getuid())
@@ -443,4 +436,21 @@ func TestUnauthenticatedBodyIsNotAwaited(t *testing.T) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("after the 407: %v, want the connection closed", err)
 	}
+}
+
+// dialAccept dials ln and returns both ends of the connection, closed when
+// the test ends.
+func dialAccept(t *testing.T, ln net.Listener) (client, server net.Conn) {
+	t.Helper()
+	c, err := net.Dial(ln.Addr().Network(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c, s
 }
