@@ -311,6 +311,28 @@ func TestStreamingTradovate(t *testing.T) {
 	if auths != 3 || upgrades != 3 {
 		t.Errorf("the fake saw %d authorize messages and %d upgrades, want 3 and 3", auths, upgrades)
 	}
+
+	// Orders paused: a socket still opens and serves data (an upgrade is a
+	// GET, never an order), while a REST order is refused.
+	if out := runCLI(t, w, "pause", "tv", "--config", cfg); !strings.Contains(out, "authproxy resume tv") {
+		t.Errorf("pause output: %s", out)
+	}
+	ps, _, err := websocket.Dial(ctx, "wss://"+tvfake.HostDemo+tvfake.WSPath, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		t.Fatalf("dial while orders are paused: %v\n%s", err, p.Output())
+	}
+	defer ps.CloseNow()
+	wsExpect(ctx, t, ps, "o")
+	wsSend(ctx, t, ps, "authorize\n9\n\n")
+	wsExpect(ctx, t, ps, `a[{"s":200,"i":9}]`)
+	wsSend(ctx, t, ps, "account/list\n10\n\n")
+	wsExpect(ctx, t, ps, `a[{"s":200,"i":10,"d":[{`)
+	ps.Close(websocket.StatusNormalClosure, "")
+	if res := curl(t, env, "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"accountSpec":"DEMO4242","action":"Buy","symbol":"MESM1","orderQty":1,"orderType":"Market","isAutomated":true}`,
+		"https://"+tvfake.HostDemo+"/v1/order/placeorder"); res.Status != 423 || res.Header.Get("X-Authproxy-Error") != "paused" {
+		t.Errorf("a REST order while paused: %d %v %s", res.Status, res.Header, res.Body)
+	}
 	assertNoSecrets(t, "proxy output", p.Output(), append(tvTokens(fake), tvPassword, tvSec)...)
 }
 
