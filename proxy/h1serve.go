@@ -284,10 +284,7 @@ func (hc *h1Conn) waitRequest(d time.Duration) error {
 	if hc.br != nil && hc.br.Buffered() > 0 {
 		return nil // pipelined
 	}
-	if hc.br != nil {
-		hc.s.readers.Put(hc.br)
-		hc.br = nil
-	}
+	hc.release()
 	hc.idle.Store(true)
 	if !hc.cr.hasByte {
 		var deadline time.Time
