@@ -53,7 +53,7 @@ func (f *clientTLSFailures) snapshot() (total int64, last string, at time.Time) 
 // handshakeClient does the MITM handshake with the client, bounded by the
 // proxy's idle timeout (at most 30 s), and records a failure.
 func (p *Proxy) handshakeClient(tc *tls.Conn, client net.Conn, host string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), min(30*time.Second, p.opts.IdleTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), headerTimeout(p.opts.IdleTimeout))
 	defer cancel()
 	err := tc.HandshakeContext(ctx)
 	if err == nil || errors.Is(err, net.ErrClosed) {

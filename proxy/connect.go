@@ -218,7 +218,7 @@ func newMITMServer(log *slog.Logger, idleTimeout time.Duration) *mitmServer {
 		}),
 		// A connection that never sends a request (nor finishes its TLS
 		// handshake, which net/http bounds by the same value) is idle too.
-		ReadHeaderTimeout: min(30*time.Second, idleTimeout),
+		ReadHeaderTimeout: headerTimeout(idleTimeout),
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          stdLogger(log),

@@ -78,8 +78,8 @@ func newH1Server(log *slog.Logger, srv *http.Server, idleTimeout time.Duration) 
 	}
 }
 
-// headerTimeout bounds the wait for a request's headers: a client that
-// sends nothing is idle.
+// headerTimeout bounds the wait for a client's TLS handshake and for a
+// request's headers: a client that sends nothing is idle.
 func headerTimeout(idle time.Duration) time.Duration {
 	if idle > 0 {
 		return min(30*time.Second, idle)
