@@ -12,21 +12,9 @@ import (
 	"syscall"
 )
 
-// peerUIDSupported reports whether defaultPeerUID can tell who owns a
+// peerUIDSupported reports whether newPlatformPeerUID can tell who owns a
 // loopback client socket on this platform.
 const peerUIDSupported = true
-
-// defaultPeerUID asks the kernel (sock_diag, one exact lookup) who owns the
-// client socket, and falls back to scanning /proc/net/tcp and
-// /proc/net/tcp6 where netlink is unavailable. Both look in the proxy's own
-// network namespace, where every loopback peer lives. The scan reads the
-// whole table, TIME_WAIT sockets included: with many short connections it
-// cost half the proxy's CPU per new connection (BENCHMARKS.md).
-func defaultPeerUID(client, server netip.AddrPort) (int, error) {
-	d := &sockDiag{}
-	defer d.close()
-	return d.peerUID(client, server)
-}
 
 // newPlatformPeerUID returns the lookup a proxy uses, over one netlink
 // socket kept open until close: opening and closing one per connection
@@ -56,19 +44,18 @@ func (d *sockDiag) close() {
 	}
 }
 
+// peerUID asks the kernel (sock_diag, one exact lookup) who owns the
+// client socket, and falls back to scanning /proc/net/tcp and
+// /proc/net/tcp6 where netlink is unavailable. Both look in the proxy's own
+// network namespace, where every loopback peer lives. The scan reads the
+// whole table, TIME_WAIT sockets included: with many short connections it
+// cost half the proxy's CPU per new connection (BENCHMARKS.md).
 func (d *sockDiag) peerUID(client, server netip.AddrPort) (int, error) {
 	uid, err := d.lookupUID(client, server)
 	if err == nil || errors.Is(err, ErrPeerUnknown) {
 		return uid, err
 	}
 	return procPeerUID(client, server)
-}
-
-// sockDiagUID is one lookup on a socket of its own.
-func sockDiagUID(client, server netip.AddrPort) (int, error) {
-	d := &sockDiag{}
-	defer d.close()
-	return d.lookupUID(client, server)
 }
 
 // lookupUID looks the client socket up with a SOCK_DIAG_BY_FAMILY

@@ -23,7 +23,9 @@ func TestSockDiagMatchesProc(t *testing.T) {
 		c, s := dialAccept(t, ln)
 		client := netip.MustParseAddrPort(s.RemoteAddr().String())
 		server := netip.MustParseAddrPort(s.LocalAddr().String())
-		got, err := sockDiagUID(client, server)
+		d := &sockDiag{}
+		defer d.close()
+		got, err := d.lookupUID(client, server)
 		if err != nil {
 			t.Skipf("sock_diag unavailable here: %v", err)
 		}
@@ -32,7 +34,7 @@ func TestSockDiagMatchesProc(t *testing.T) {
 			t.Errorf("%s: sock_diag uid %d, /proc uid %d (err %v)", network, got, want, err)
 		}
 		// The server's own end is not a client socket to server.
-		if _, err := sockDiagUID(server, netip.AddrPortFrom(server.Addr(), server.Port()+1)); !errors.Is(err, ErrPeerUnknown) {
+		if _, err := d.lookupUID(server, netip.AddrPortFrom(server.Addr(), server.Port()+1)); !errors.Is(err, ErrPeerUnknown) {
 			t.Errorf("%s: unknown socket: err %v, want ErrPeerUnknown", network, err)
 		}
 		c.Close()

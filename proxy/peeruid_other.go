@@ -11,9 +11,10 @@ import (
 // which user owns a loopback client socket; use [proxy_auth].
 const peerUIDSupported = false
 
-func defaultPeerUID(netip.AddrPort, netip.AddrPort) (int, error) {
-	return 0, errors.New("peer uid lookup is not supported on this platform")
+// newPlatformPeerUID returns a lookup that always fails; there is nothing
+// to close.
+func newPlatformPeerUID() (PeerUIDFunc, func()) {
+	return func(netip.AddrPort, netip.AddrPort) (int, error) {
+		return 0, errors.New("peer uid lookup is not supported on this platform")
+	}, func() {}
 }
-
-// newPlatformPeerUID returns defaultPeerUID; there is nothing to close.
-func newPlatformPeerUID() (PeerUIDFunc, func()) { return defaultPeerUID, func() {} }

@@ -64,7 +64,7 @@ func isBigEndian() bool {
 }
 
 // The platform lookup finds the uid of a real loopback client socket.
-func TestDefaultPeerUIDFindsOwnSocket(t *testing.T) {
+func TestPlatformPeerUIDFindsOwnSocket(t *testing.T) {
 	if !peerUIDSupported {
 		t.Skip("no peer uid lookup on " + runtime.GOOS)
 	}
@@ -77,7 +77,9 @@ func TestDefaultPeerUIDFindsOwnSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, s := dialAccept(t, ln)
-		uid, err := defaultPeerUID(netip.MustParseAddrPort(s.RemoteAddr().String()), netip.MustParseAddrPort(s.LocalAddr().String()))
+		lookup, closeLookup := newPlatformPeerUID()
+		uid, err := lookup(netip.MustParseAddrPort(s.RemoteAddr().String()), netip.MustParseAddrPort(s.LocalAddr().String()))
+		closeLookup()
 		if err != nil || uid != os.Getuid() {
 			t.Errorf("%s: uid %d err %v, want %d", network, uid, err, os.Getuid())
 		}
