@@ -12,14 +12,7 @@ import (
 // sock_diag and the /proc scan agree on a real socket, and both report an
 // unknown four-tuple as ErrPeerUnknown.
 func TestSockDiagMatchesProc(t *testing.T) {
-	for _, network := range []string{"127.0.0.1:0", "[::1]:0"} {
-		ln, err := net.Listen("tcp", network)
-		if err != nil {
-			if network == "[::1]:0" {
-				continue // no IPv6 loopback here
-			}
-			t.Fatal(err)
-		}
+	for network, ln := range loopbackListeners(t) {
 		c, s := dialAccept(t, ln)
 		client := netip.MustParseAddrPort(s.RemoteAddr().String())
 		server := netip.MustParseAddrPort(s.LocalAddr().String())

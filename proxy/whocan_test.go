@@ -68,14 +68,7 @@ func TestPlatformPeerUIDFindsOwnSocket(t *testing.T) {
 	if !peerUIDSupported {
 		t.Skip("no peer uid lookup on " + runtime.GOOS)
 	}
-	for _, network := range []string{"127.0.0.1:0", "[::1]:0"} {
-		ln, err := net.Listen("tcp", network)
-		if err != nil {
-			if network == "[::1]:0" {
-				continue // no IPv6 loopback here
-			}
-			t.Fatal(err)
-		}
+	for network, ln := range loopbackListeners(t) {
 		c, s := dialAccept(t, ln)
 		lookup, closeLookup := newPlatformPeerUID()
 		uid, err := lookup(netip.MustParseAddrPort(s.RemoteAddr().String()), netip.MustParseAddrPort(s.LocalAddr().String()))
@@ -455,4 +448,24 @@ func dialAccept(t *testing.T, ln net.Listener) (client, server net.Conn) {
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c, s
+}
+
+// loopbackListeners returns a TCP listener on 127.0.0.1 and, where this
+// machine has IPv6 loopback, one on [::1], by address; closed when the test
+// ends.
+func loopbackListeners(t *testing.T) map[string]net.Listener {
+	t.Helper()
+	out := map[string]net.Listener{}
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if addr == "[::1]:0" {
+				continue // no IPv6 loopback here
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		out[addr] = ln
+	}
+	return out
 }
